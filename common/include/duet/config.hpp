@@ -1,0 +1,178 @@
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace duet {
+
+/// Listener, HTTP and connection bounds.
+struct server_config
+{
+    std::string bind = "127.0.0.1";
+    std::int64_t port = 8080;
+    std::int64_t backlog = 1024;
+    std::int64_t max_header_bytes = 8192;
+    std::int64_t max_body_bytes = 65536;
+    std::int64_t header_timeout_ms = 10000;
+    std::int64_t idle_timeout_ms = 60000;
+    std::int64_t write_timeout_ms = 10000;
+    std::int64_t drain_timeout_ms = 10000;
+};
+
+/// The worker pool that runs CPU-bound work.
+struct pool_config
+{
+    std::int64_t workers = 0; // 0: the CPUs this process may use
+    std::int64_t queue_limit = 1024;
+};
+
+/// Per-request work limits: a request at the limit costs at most a few seconds.
+struct limits_config
+{
+    std::int64_t max_sleep_ms = 60000;
+    std::int64_t max_fanout = 1000;
+    std::int64_t max_primes_n = 10000000;
+    std::int64_t max_fib_n = 45;
+};
+
+struct log_config
+{
+    std::string level = "info";
+    bool access = false;
+};
+
+/// The whole configuration. Defaults here are the documented defaults of config/duet.json (a test keeps the
+/// two equal). Plain data: copy it freely; nothing in it is shared between threads after start-up.
+struct config
+{
+    server_config server;
+    pool_config pool;
+    limits_config limits;
+    log_config log;
+};
+
+/// What one configuration key is: its dotted name, documentation and accepted values.
+struct key_info
+{
+    std::string_view name;        ///< dotted, e.g. "pool.queue_limit"
+    std::string_view unit;        ///< "ms", "bytes", … or empty
+    std::string_view description; ///< one sentence
+    std::int64_t min = 0;         ///< integer keys: inclusive bounds
+    std::int64_t max = 0;
+    std::span<const std::string_view> choices{}; ///< string keys limited to a set; empty means free text
+};
+
+/// A key that is unknown, malformed or out of range; what() is one line naming the key and where it came
+/// from.
+class config_error : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+inline constexpr std::string_view log_levels[] = {"trace", "debug",    "info", "warn",
+                                                  "error", "critical", "off"};
+
+/// Calls f(info, member) for every key of c, in documentation order. member is std::int64_t&, bool& or
+/// std::string& (const when c is const). The single table from which defaults, parsing, environment
+/// variables,
+/// --help and validation all derive.
+template <typename Config, typename F>
+void for_each_key(Config& c, F&& f)
+{
+    f(key_info{"server.bind", "",
+               "Address to listen on: an IPv4 or IPv6 literal (0.0.0.0 for every interface)."},
+      c.server.bind);
+    f(key_info{"server.port", "", "TCP port to listen on; 0 picks a free port (logged at start).", 0, 65535},
+      c.server.port);
+    f(key_info{"server.backlog", "connections",
+               "Listen backlog: connections the kernel queues before accept (capped by net.core.somaxconn).",
+               1, 65535},
+      c.server.backlog);
+    f(key_info{"server.max_header_bytes", "bytes",
+               "Largest request line plus header block; a bigger one gets 431 and the connection closes.",
+               512, 1048576},
+      c.server.max_header_bytes);
+    f(key_info{"server.max_body_bytes", "bytes",
+               "Largest request body; a bigger one gets 413 and the connection closes.", 0, 67108864},
+      c.server.max_body_bytes);
+    f(key_info{"server.header_timeout_ms", "ms",
+               "Deadline to receive a whole request once its first byte has arrived; then the connection "
+               "closes.",
+               100, 3600000},
+      c.server.header_timeout_ms);
+    f(key_info{"server.idle_timeout_ms", "ms",
+               "How long a keep-alive connection may wait for its next request before it is closed.", 100,
+               86400000},
+      c.server.idle_timeout_ms);
+    f(key_info{"server.write_timeout_ms", "ms",
+               "Deadline to write one response to a client that does not read; then the connection closes.",
+               100, 3600000},
+      c.server.write_timeout_ms);
+    f(key_info{"server.drain_timeout_ms", "ms",
+               "On SIGINT/SIGTERM, how long in-flight requests may run before the rest are cancelled.", 0,
+               3600000},
+      c.server.drain_timeout_ms);
+    f(key_info{"pool.workers", "threads",
+               "Worker threads for CPU work; 0 means the CPUs this process may use.", 0, 1024},
+      c.pool.workers);
+    f(key_info{"pool.queue_limit", "jobs",
+               "CPU jobs that may wait for a free worker; beyond it a request gets 503 with Retry-After.", 1,
+               1000000},
+      c.pool.queue_limit);
+    f(key_info{"limits.max_sleep_ms", "ms", "Largest ms accepted by /io/sleep and /io/fanout.", 0, 86400000},
+      c.limits.max_sleep_ms);
+    f(key_info{"limits.max_fanout", "waits", "Largest n accepted by /io/fanout.", 1, 100000},
+      c.limits.max_fanout);
+    f(key_info{"limits.max_primes_n", "", "Largest n accepted by /cpu/primes.", 2, 1000000000},
+      c.limits.max_primes_n);
+    f(key_info{"limits.max_fib_n", "",
+               "Largest n accepted by /cpu/fib (naive recursion: cost grows 1.6x per step).", 1, 92},
+      c.limits.max_fib_n);
+    f(key_info{"log.level", "", "Least severe log level written.", 0, 0, log_levels}, c.log.level);
+    f(key_info{"log.access", "", "Write one access-log line per request (off: it costs throughput)."},
+      c.log.access);
+}
+
+/// DUET_ + the key upper-cased with dots as underscores: "pool.queue_limit" -> "DUET_POOL_QUEUE_LIMIT".
+std::string env_name(std::string_view key);
+
+/// Sets one key from text (an environment variable or a command-line flag); source names it in errors.
+/// Throws config_error for an unknown key or a value of the wrong type or out of range.
+void set_key(config& c, std::string_view key, std::string_view text, std::string_view source);
+
+/// Applies a parsed JSON document of nested objects ({"server": {"port": 8080}}); unknown keys are errors.
+void apply_json(config& c, const nlohmann::json& doc, std::string_view source);
+
+/// Reads a JSON file (comments allowed) and applies it.
+void apply_file(config& c, const std::filesystem::path& file);
+
+/// Reads environment variables through getenv, for every key; absent ones are left alone.
+using getenv_fn = std::function<const char*(const char*)>;
+void apply_env(config& c, const getenv_fn& getenv);
+
+/// Where settings come from, lowest precedence first: defaults < file < DUET_* env < flags.
+struct config_sources
+{
+    std::optional<std::filesystem::path> file;
+    getenv_fn getenv;                                       ///< empty: the environment is not read
+    std::vector<std::pair<std::string, std::string>> flags; ///< key, value (from the command line)
+};
+
+/// Builds the effective configuration. Throws config_error (one line naming the key) on any invalid input.
+config load_config(const config_sources& sources);
+
+/// The effective configuration as nested JSON, in the same shape as the config file.
+nlohmann::ordered_json to_json(const config& c);
+
+} // namespace duet

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <duet/config.hpp>
+#include <duet/server/router.hpp>
+
+#include <string>
+#include <vector>
+
+// The endpoints. Reporting handlers run on the I/O thread and return their result and a work_report; they
+// touch no socket, so they are functions of their parameters and the shared state.
+namespace duet::server {
+
+// I/O-bound: concurrency on one thread. Waiting costs no CPU and blocks nothing.
+boost::asio::awaitable<handler_result> io_sleep(server_state& st, const param_values& p);
+boost::asio::awaitable<handler_result> io_fanout(server_state& st, const param_values& p);
+
+// CPU-bound: parallelism on the worker pool, or the loop blocked on purpose with mode=inline.
+boost::asio::awaitable<handler_result> cpu_primes(server_state& st, const param_values& p);
+boost::asio::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p);
+
+/// The endpoint table, with limits from the configuration.
+std::vector<endpoint> make_endpoints(const duet::config& cfg);
+
+/// The GET / body: every endpoint, its parameters with limits and defaults, and the model it demonstrates.
+std::string make_index(const router& routes);
+
+} // namespace duet::server

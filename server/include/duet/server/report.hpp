@@ -1,0 +1,79 @@
+#pragma once
+
+#include <duet/thread_info.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace duet::server {
+
+/// How the work of one request ran, filled in by its handler.
+struct work_report
+{
+    std::string_view model{};           ///< "event-loop", "worker-pool" or "inline"
+    std::chrono::nanoseconds queue{};   ///< waiting for a worker (0 on the event loop)
+    std::chrono::nanoseconds service{}; ///< running, or waiting on timers
+    std::chrono::nanoseconds cpu{};     ///< thread CPU time the work itself consumed
+    int core_start = -1;
+    int core_end = -1;
+    const thread_ident* worker = nullptr; ///< the pool worker, for worker-pool work
+};
+
+/// A reporting handler's success: its result and how it ran.
+struct handler_output
+{
+    nlohmann::ordered_json result;
+    work_report work;
+};
+
+/// Everything the report says about one request besides the handler's output.
+struct report_context
+{
+    std::string_view id;
+    std::string_view endpoint;
+    nlohmann::ordered_json params;
+    const thread_ident* io_thread = nullptr;
+    std::chrono::nanoseconds total{}; ///< request fully read -> response ready
+};
+
+/// The response body {"result": …, "report": {…}}; the schema is in docs/API.md.
+std::string report_body(const report_context& ctx, const handler_output& out);
+
+/// The Server-Timing header value: "queue;dur=0.004, service;dur=300.112, total;dur=300.301" (milliseconds).
+std::string server_timing(std::chrono::nanoseconds queue, std::chrono::nanoseconds service,
+                          std::chrono::nanoseconds total);
+
+/// Measures the CPU time of code that runs in pieces between suspensions on one thread: call pause() before a
+/// co_await and resume() after it, so that the time other requests use meanwhile is not counted.
+class cpu_meter
+{
+public:
+    cpu_meter() : started_{thread_cpu_time()} {}
+    void pause() { total_ += thread_cpu_time() - started_; }
+    void resume() { started_ = thread_cpu_time(); }
+    /// Total so far; call it while running (not paused).
+    std::chrono::nanoseconds total() const { return total_ + (thread_cpu_time() - started_); }
+
+private:
+    std::chrono::nanoseconds started_;
+    std::chrono::nanoseconds total_{};
+};
+
+/// Request ids: "<8 hex digits fixed per process>-<sequence in hex>", or the client's own X-Request-Id when
+/// it is 1-64 characters of [A-Za-z0-9._:-] (so a proxy's id carries through). I/O thread only.
+class request_ids
+{
+public:
+    request_ids();
+    std::string next(std::string_view from_client);
+
+private:
+    std::uint32_t prefix_;
+    std::uint64_t sequence_ = 0;
+};
+
+} // namespace duet::server

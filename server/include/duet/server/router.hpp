@@ -1,0 +1,62 @@
+#pragma once
+
+#include <duet/server/http_error.hpp>
+#include <duet/server/http_types.hpp>
+#include <duet/server/params.hpp>
+#include <duet/server/report.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/system/result.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace duet::server {
+
+struct server_state;
+
+/// What a reporting handler produces: the result and how the work ran, or a refusal.
+using handler_result = boost::system::result<handler_output, http_error>;
+
+/// A handler whose response carries a report (/io/*, /cpu/*). Runs on the I/O thread; may suspend.
+using report_handler = boost::asio::awaitable<handler_result> (*)(server_state&, const param_values&);
+
+/// A handler that answers at once with a fixed shape and no report (/, /healthz, /readyz).
+using plain_handler = response (*)(server_state&, const request&);
+
+/// One endpoint: its path, parameters and the model it demonstrates. Exactly one of handler and plain is set.
+struct endpoint
+{
+    std::string path;
+    std::string model;        ///< "event-loop", "worker-pool or inline", or "none"
+    std::string demonstrates; ///< one line for the index
+    std::vector<param_spec> params;
+    report_handler handler = nullptr;
+    plain_handler plain = nullptr;
+};
+
+/// Maps (method, target) to an endpoint and its validated parameters. Built once; immutable after that.
+class router
+{
+public:
+    explicit router(std::vector<endpoint> endpoints);
+
+    struct match
+    {
+        const endpoint* ep;
+        param_values params;
+    };
+
+    /// 404 for an unknown path, 405 (with Allow) for a method other than GET or HEAD, 400 for bad parameters.
+    boost::system::result<match, http_error> route(boost::beast::http::verb method,
+                                                   std::string_view target) const;
+
+    const std::vector<endpoint>& endpoints() const noexcept { return endpoints_; }
+
+private:
+    std::vector<endpoint> endpoints_;
+};
+
+} // namespace duet::server

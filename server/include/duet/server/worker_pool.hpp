@@ -1,0 +1,128 @@
+#pragma once
+
+#include <duet/server/job.hpp>
+#include <duet/thread_info.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace duet::server {
+
+/// A fixed set of worker threads (named duet-w0, duet-w1, …) that run CPU jobs, fed by one bounded FIFO
+/// queue.
+///
+/// async_submit is an asynchronous operation in Asio's sense: it returns at once, the job runs on a worker,
+/// and the completion handler runs on the handler's associated executor (for a coroutine, the I/O thread that
+/// awaits it) with a job_outcome. Workers never touch sockets or request state; they only run the job and
+/// post its outcome back. While a job is outstanding it holds work on that executor, so io_context::run()
+/// waits.
+///
+/// Thread safety: async_submit and queued() may be called from any thread; stop() from one thread, once the
+/// io_contexts that receive results have stopped running.
+class worker_pool
+{
+public:
+    /// Starts `workers` threads (at least one). At most queue_limit jobs wait for a free worker; a job beyond
+    /// that completes at once with job_status::rejected (admission control, not unbounded memory).
+    worker_pool(unsigned workers, std::size_t queue_limit);
+    ~worker_pool();
+
+    worker_pool(const worker_pool&) = delete;
+    worker_pool& operator=(const worker_pool&) = delete;
+
+    unsigned size() const noexcept { return static_cast<unsigned>(threads_.size()); }
+    std::size_t queue_limit() const noexcept { return queue_limit_; }
+
+    /// Jobs waiting for a worker right now.
+    std::size_t queued() const;
+
+    /// Workers finish the job they are running and exit; jobs still queued are destroyed without running.
+    /// Idempotent. Call it after the io_contexts that receive results stopped running.
+    void stop();
+
+    /// Runs f() on a worker. Completion signature: void(job_outcome<R>), R = f's result.
+    template <typename F, typename CompletionToken>
+    auto async_submit(F f, CompletionToken&& token)
+    {
+        using result_type = std::invoke_result_t<F&>;
+        return boost::asio::async_initiate<CompletionToken, void(job_outcome<result_type>)>(
+            [this](auto handler, F job_fn) {
+                using handler_type = decltype(handler);
+                push(std::make_unique<job_impl<F, handler_type>>(std::move(job_fn), std::move(handler)));
+            },
+            token, std::move(f));
+    }
+
+private:
+    struct job
+    {
+        virtual ~job() = default;
+        virtual void run(const thread_ident& worker) = 0; // on a worker thread
+        virtual void reject() = 0;                        // when it cannot be queued
+        std::chrono::steady_clock::time_point enqueued;
+    };
+
+    template <typename F, typename Handler>
+    class job_impl final : public job
+    {
+    public:
+        job_impl(F f, Handler handler)
+            : f_{std::move(f)}, handler_{std::move(handler)}, work_{boost::asio::make_work_guard(handler_)}
+        {}
+
+        void run(const thread_ident& worker) override
+        {
+            auto out = run_measured(f_);
+            out.timing.enqueued = enqueued;
+            out.worker = &worker;
+            complete(std::move(out));
+        }
+
+        void reject() override
+        {
+            outcome_type out;
+            out.status = job_status::rejected;
+            out.timing.enqueued = out.timing.started = out.timing.finished = enqueued;
+            complete(std::move(out));
+        }
+
+    private:
+        using outcome_type = job_outcome<std::invoke_result_t<F&>>;
+
+        // Hand the outcome to the handler's own executor: the I/O thread resumes the request, not the worker.
+        void complete(outcome_type out)
+        {
+            auto ex = work_.get_executor();
+            boost::asio::post(ex, boost::asio::append(std::move(handler_), std::move(out)));
+            work_.reset();
+        }
+
+        F f_;
+        Handler handler_;
+        boost::asio::executor_work_guard<boost::asio::associated_executor_t<Handler>> work_;
+    };
+
+    void push(std::unique_ptr<job> j);
+    void worker_main(unsigned index);
+
+    std::size_t queue_limit_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::unique_ptr<job>> queue_; // guarded by mutex_
+    bool stopping_ = false;                  // guarded by mutex_
+    std::vector<thread_ident> idents_;       // slot i written once by worker i before it takes a job
+    std::vector<std::thread> threads_;
+};
+
+} // namespace duet::server

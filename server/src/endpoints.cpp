@@ -1,0 +1,167 @@
+#include <duet/server/handlers.hpp>
+#include <duet/server/server_state.hpp>
+#include <duet/version.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace duet::server {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+response plain_json(http::status status, std::string body, const request& req)
+{
+    response res{status, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
+response healthz(server_state&, const request& req)
+{
+    return plain_json(http::status::ok, R"({"status":"ok"})", req);
+}
+
+response readyz(server_state& st, const request& req)
+{
+    if (st.draining) {
+        return plain_json(http::status::service_unavailable, R"({"status":"draining"})", req);
+    }
+    return plain_json(http::status::ok, R"({"status":"ready"})", req);
+}
+
+response index(server_state& st, const request& req)
+{
+    return plain_json(http::status::ok, st.index_body, req);
+}
+
+param_spec mode_param()
+{
+    return param_spec{.name = "mode",
+                      .fallback = 0,
+                      .choices = {"pool", "inline"},
+                      .doc = "pool: run on a worker thread while the I/O thread serves others (parallelism); "
+                             "inline: run on the I/O thread and stall every connection meanwhile"};
+}
+
+} // namespace
+
+std::vector<endpoint> make_endpoints(const duet::config& cfg)
+{
+    const auto& lim = cfg.limits;
+    param_spec sleep_ms{.name = "ms",
+                        .min = 0,
+                        .max = lim.max_sleep_ms,
+                        .unit = "ms",
+                        .doc = "how long to wait",
+                        .limit_key = "limits.max_sleep_ms"};
+    std::vector<endpoint> eps;
+    eps.push_back({"/", "none", "this index: every endpoint, its parameters and limits", {}, nullptr, index});
+    eps.push_back({"/healthz",
+                   "none",
+                   "liveness: 200 while the process serves (the cheapest request)",
+                   {},
+                   nullptr,
+                   healthz});
+    eps.push_back(
+        {"/readyz", "none", "readiness: 200 while serving, 503 while draining", {}, nullptr, readyz});
+    eps.push_back(
+        {"/io/sleep",
+         "event-loop",
+         "concurrency: one timer wait (a stand-in for a database call); thousands overlap on one thread "
+         "and cost no CPU while waiting",
+         {sleep_ms},
+         io_sleep,
+         nullptr});
+    eps.push_back(
+        {"/io/fanout",
+         "event-loop",
+         "concurrency within one request: n waits of ms each run at once, so the request takes about ms, "
+         "not n x ms",
+         {param_spec{.name = "n",
+                     .min = 1,
+                     .max = lim.max_fanout,
+                     .doc = "how many concurrent waits",
+                     .limit_key = "limits.max_fanout"},
+          sleep_ms},
+         io_fanout,
+         nullptr});
+    eps.push_back(
+        {"/cpu/primes",
+         "worker-pool or inline",
+         "parallelism: counts primes <= n by trial division on a worker thread (or inline on the I/O "
+         "thread, blocking it)",
+         {param_spec{.name = "n",
+                     .min = 0,
+                     .max = lim.max_primes_n,
+                     .doc = "count the primes up to n",
+                     .limit_key = "limits.max_primes_n"},
+          mode_param()},
+         cpu_primes,
+         nullptr});
+    eps.push_back(
+        {"/cpu/fib",
+         "worker-pool or inline",
+         "parallelism: naive recursive Fibonacci, exponential CPU and no memory, on a worker thread (or "
+         "inline, blocking the I/O thread)",
+         {param_spec{.name = "n",
+                     .min = 0,
+                     .max = lim.max_fib_n,
+                     .doc = "compute F(n); each step costs about 1.6x the one before",
+                     .limit_key = "limits.max_fib_n"},
+          mode_param()},
+         cpu_fib,
+         nullptr});
+    return eps;
+}
+
+std::string make_index(const router& routes)
+{
+    nlohmann::ordered_json eps = nlohmann::ordered_json::array();
+    for (const auto& e : routes.endpoints()) {
+        nlohmann::ordered_json params = nlohmann::ordered_json::array();
+        for (const auto& p : e.params) {
+            nlohmann::ordered_json j = {
+                {"name", p.name}, {"required", !p.fallback.has_value()}, {"doc", p.doc}};
+            if (p.is_choice()) {
+                j["type"] = "choice";
+                j["choices"] = p.choices;
+                if (p.fallback) {
+                    j["default"] = p.choices.at(static_cast<std::size_t>(*p.fallback));
+                }
+            } else {
+                j["type"] = "integer";
+                j["min"] = p.min;
+                j["max"] = p.max;
+                if (p.fallback) {
+                    j["default"] = *p.fallback;
+                }
+                if (!p.unit.empty()) {
+                    j["unit"] = p.unit;
+                }
+                if (!p.limit_key.empty()) {
+                    j["max_config_key"] = p.limit_key;
+                }
+            }
+            params.push_back(std::move(j));
+        }
+        eps.push_back({{"path", e.path},
+                       {"methods", {"GET", "HEAD"}},
+                       {"model", e.model},
+                       {"demonstrates", e.demonstrates},
+                       {"params", std::move(params)}});
+    }
+    nlohmann::ordered_json index = {
+        {"name", "duet"},
+        {"version", duet::version},
+        {"about", "one I/O thread serves every connection (concurrency); CPU work runs on a worker pool "
+                  "(parallelism). Every /io and /cpu response carries a report of how it ran."},
+        {"endpoints", std::move(eps)},
+    };
+    return index.dump(2);
+}
+
+} // namespace duet::server

@@ -1,0 +1,72 @@
+#include <duet/server/handlers.hpp>
+#include <duet/server/server_state.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <vector>
+
+namespace duet::server {
+
+namespace net = boost::asio;
+using std::chrono::steady_clock;
+
+net::awaitable<handler_result> io_sleep(server_state&, const param_values& p)
+{
+    cpu_meter cpu;
+    work_report work{.model = "event-loop", .core_start = current_core()};
+    auto ms = std::chrono::milliseconds{p.get("ms")};
+    net::steady_timer timer{co_await net::this_coro::executor, ms};
+    auto start = steady_clock::now();
+
+    cpu.pause();
+    // The timer is only cancelled when the server is torn down, and then this frame is destroyed unresumed.
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    cpu.resume();
+
+    work.service = steady_clock::now() - start;
+    work.core_end = current_core();
+    work.cpu = cpu.total();
+    auto late = std::chrono::duration_cast<std::chrono::microseconds>(work.service - ms);
+    co_return handler_output{{{"slept_ms", ms.count()}, {"late_us", late.count()}}, work};
+}
+
+net::awaitable<handler_result> io_fanout(server_state&, const param_values& p)
+{
+    cpu_meter cpu;
+    work_report work{.model = "event-loop", .core_start = current_core()};
+    auto n = static_cast<std::size_t>(p.get("n"));
+    auto ms = std::chrono::milliseconds{p.get("ms")};
+    auto ex = co_await net::this_coro::executor;
+
+    // n independent waits, all started now; the request resumes once when the last one ends.
+    auto start = steady_clock::now();
+    std::vector<net::steady_timer> timers;
+    timers.reserve(n);
+    using wait_op = decltype(timers.front().async_wait(net::deferred));
+    std::vector<wait_op> waits;
+    waits.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        timers.emplace_back(ex, start + ms);
+        waits.push_back(timers.back().async_wait(net::deferred));
+    }
+
+    cpu.pause();
+    co_await net::experimental::make_parallel_group(std::move(waits))
+        .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+    cpu.resume();
+
+    work.service = steady_clock::now() - start;
+    work.core_end = current_core();
+    work.cpu = cpu.total();
+    auto sequential = ms * static_cast<std::int64_t>(n);
+    co_return handler_output{{{"waits", n}, {"ms_each", ms.count()}, {"sequential_ms", sequential.count()}},
+                             work};
+}
+
+} // namespace duet::server

@@ -1,0 +1,187 @@
+#include <duet/cpu_allowance.hpp>
+#include <duet/server/server.hpp>
+#include <duet/server/server_state.hpp>
+#include <duet/server/session.hpp>
+#include <duet/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+namespace duet::server {
+
+namespace net = boost::asio;
+using net::ip::tcp;
+
+namespace {
+
+unsigned worker_count(const duet::config& cfg, const cpu_allowance& cpus)
+{
+    return cfg.pool.workers > 0 ? static_cast<unsigned>(cfg.pool.workers) : cpus.usable;
+}
+
+tcp::endpoint listen_endpoint(const duet::server_config& sc)
+{
+    boost::system::error_code ec;
+    auto address = net::ip::make_address(sc.bind, ec);
+    if (ec) {
+        throw duet::config_error{"server.bind: '" + sc.bind + "' is not an IPv4 or IPv6 address"};
+    }
+    return {address, static_cast<std::uint16_t>(sc.port)};
+}
+
+void log_exception(const char* what, const std::exception_ptr& e)
+{
+    if (!e) {
+        return;
+    }
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        spdlog::critical("{} failed: {}", what, ex.what());
+    } catch (...) {
+        spdlog::critical("{} failed with an unknown exception", what);
+    }
+}
+
+} // namespace
+
+// Member order is lifetime order: the state that session frames refer to is declared before io_context, whose
+// destructor destroys any frames still suspended; the pool is stopped first of all, in ~impl.
+struct server::impl
+{
+    explicit impl(duet::config c)
+        : cfg{std::move(c)}, cpus{detect_cpu_allowance()}, pool{worker_count(cfg, cpus),
+                                                                static_cast<std::size_t>(
+                                                                    cfg.pool.queue_limit)},
+          st{cfg, pool}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
+    {
+        auto ep = listen_endpoint(cfg.server);
+        acceptor.open(ep.protocol());
+        acceptor.set_option(tcp::acceptor::reuse_address{true});
+        acceptor.bind(ep);
+        acceptor.listen(static_cast<int>(cfg.server.backlog));
+        if (cfg.log.access) {
+            st.access_log = spdlog::get("access");
+            if (!st.access_log) {
+                st.access_log = spdlog::stdout_logger_mt("access");
+                st.access_log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %v");
+            }
+        }
+    }
+
+    ~impl() { pool.stop(); }
+
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+
+    void on_signal(const boost::system::error_code& ec, int signo)
+    {
+        if (ec) {
+            return; // cancelled at the end of run()
+        }
+        if (!st.draining) {
+            spdlog::info(
+                "signal {}: draining (new connections refused, in-flight requests finish, up to {} ms)",
+                signo, cfg.server.drain_timeout_ms);
+            begin_drain();
+            signals.async_wait([this](auto e, int s) { on_signal(e, s); });
+            return;
+        }
+        spdlog::warn("signal {} during the drain: exiting now with {} connection(s) open", signo,
+                     st.open_connections);
+        ioc.stop();
+    }
+
+    void begin_drain()
+    {
+        if (st.draining) {
+            return;
+        }
+        st.draining = true;
+        boost::system::error_code ignored; // closing an acceptor that is already closed is harmless
+        acceptor.close(ignored);
+        // Idle keep-alive connections have no request to finish: close them now. Busy ones close after their
+        // response, which carries Connection: close.
+        for (auto& c : st.connections) {
+            if (c.idle) {
+                c.stream.cancel();
+            }
+        }
+        net::co_spawn(ioc, finish_drain(), [](const std::exception_ptr& e) { log_exception("drain", e); });
+    }
+
+    net::awaitable<void> finish_drain()
+    {
+        net::steady_timer waiter{ioc, std::chrono::milliseconds{cfg.server.drain_timeout_ms}};
+        if (st.open_connections > 0) {
+            st.drain_waiter = &waiter;
+            co_await waiter.async_wait(net::as_tuple(net::use_awaitable)); // cancelled by the last connection
+            st.drain_waiter = nullptr;
+        }
+        if (st.open_connections > 0) {
+            spdlog::warn("drain timeout after {} ms: cutting {} connection(s) still open",
+                         cfg.server.drain_timeout_ms, st.open_connections);
+        } else {
+            spdlog::info("drained: every in-flight request completed");
+        }
+        boost::system::error_code ignored; // nothing to cancel is fine
+        signals.cancel(ignored);
+        ioc.stop();
+    }
+
+    duet::config cfg;
+    cpu_allowance cpus;
+    worker_pool pool;
+    server_state st;
+    net::io_context ioc{1}; // one thread runs it: the hint lets Asio skip work for other threads
+    tcp::acceptor acceptor;
+    net::signal_set signals;
+};
+
+server::server(duet::config cfg) : impl_{std::make_unique<impl>(std::move(cfg))} {}
+
+server::~server() = default;
+
+std::uint16_t server::port() const
+{
+    return impl_->acceptor.local_endpoint().port();
+}
+
+unsigned server::workers() const
+{
+    return impl_->pool.size();
+}
+
+void server::run()
+{
+    auto& m = *impl_;
+    set_current_thread_name("duet-io");
+    m.st.io_thread = thread_ident::current();
+    net::co_spawn(m.ioc, run_listener(m.acceptor, m.st),
+                  [](const std::exception_ptr& e) { log_exception("accept loop", e); });
+    m.signals.async_wait([&m](auto ec, int signo) { m.on_signal(ec, signo); });
+
+    auto ep = m.acceptor.local_endpoint();
+    spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {})", duet::version,
+                 ep.address().to_string(), ep.port(), m.pool.size(), m.cpus.describe());
+    m.ioc.run();
+    m.pool.stop();
+    spdlog::info("duet-server stopped");
+}
+
+void server::request_stop()
+{
+    net::post(impl_->ioc, [m = impl_.get()] { m->begin_drain(); });
+}
+
+} // namespace duet::server

@@ -1,0 +1,29 @@
+#include <duet/server/handlers.hpp>
+#include <duet/server/server_state.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace duet::server {
+
+server_state::server_state(const duet::config& c, worker_pool& p)
+    : cfg{c}, pool{p}, routes{make_endpoints(c)}, index_body{make_index(routes)}
+{}
+
+void server_state::session_ended(const std::exception_ptr& e)
+{
+    if (e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("connection ended by an unexpected exception: {}", ex.what());
+        } catch (...) {
+            spdlog::error("connection ended by an unexpected exception of unknown type");
+        }
+    }
+    --open_connections;
+    if (draining && open_connections == 0 && drain_waiter != nullptr) {
+        drain_waiter->cancel();
+    }
+}
+
+} // namespace duet::server

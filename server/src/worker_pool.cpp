@@ -1,0 +1,80 @@
+#include <duet/server/worker_pool.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace duet::server {
+
+worker_pool::worker_pool(unsigned workers, std::size_t queue_limit)
+    : queue_limit_{queue_limit}, idents_(std::max(1U, workers))
+{
+    threads_.reserve(idents_.size());
+    for (unsigned i = 0; i < idents_.size(); ++i) {
+        threads_.emplace_back([this, i] { worker_main(i); });
+    }
+}
+
+worker_pool::~worker_pool()
+{
+    stop();
+}
+
+std::size_t worker_pool::queued() const
+{
+    std::lock_guard lock{mutex_};
+    return queue_.size();
+}
+
+void worker_pool::push(std::unique_ptr<job> j)
+{
+    j->enqueued = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lock{mutex_};
+        if (!stopping_ && queue_.size() < queue_limit_) {
+            queue_.push_back(std::move(j));
+        }
+    }
+    if (j) {
+        j->reject();
+        return;
+    }
+    wake_.notify_one();
+}
+
+void worker_pool::stop()
+{
+    std::deque<std::unique_ptr<job>> abandoned;
+    {
+        std::lock_guard lock{mutex_};
+        stopping_ = true;
+        abandoned.swap(queue_);
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) {
+        if (t.joinable()) {
+            t.join();
+        }
+    }
+    // `abandoned` is destroyed here, on the stopping thread: their handlers are dropped, never invoked.
+}
+
+void worker_pool::worker_main(unsigned index)
+{
+    set_current_thread_name("duet-w" + std::to_string(index));
+    idents_[index] = thread_ident::current();
+    for (;;) {
+        std::unique_ptr<job> j;
+        {
+            std::unique_lock lock{mutex_};
+            wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (stopping_) {
+                return;
+            }
+            j = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        j->run(idents_[index]);
+    }
+}
+
+} // namespace duet::server

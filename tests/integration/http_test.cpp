@@ -1,0 +1,189 @@
+// HTTP behaviour over real loopback sockets: keep-alive, errors, limits and deadlines.
+#include "http_client.hpp"
+#include "running_server.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using duet::test::client_connection;
+using duet::test::http_get;
+using duet::test::raw_exchange;
+using duet::test::running_server;
+namespace http = boost::beast::http;
+
+class Http : public ::testing::Test
+{
+protected:
+    running_server server_;
+};
+
+TEST_F(Http, KeepAliveServesManyRequestsOnOneConnection)
+{
+    client_connection conn{server_.port()};
+    for (int i = 0; i < 20; ++i) {
+        auto r = conn.get(i % 2 == 0 ? "/healthz" : "/io/sleep?ms=1");
+        ASSERT_EQ(r.status, 200U) << r.error;
+        EXPECT_TRUE(r.keep_alive);
+    }
+}
+
+TEST_F(Http, ConnectionStaysUsableAfterEach4xx)
+{
+    client_connection conn{server_.port()};
+    struct case_t
+    {
+        const char* target;
+        unsigned status;
+        const char* code;
+        const char* param;
+    };
+    for (auto c :
+         {case_t{"/nope", 404, "not_found", nullptr}, case_t{"/io/sleep", 400, "missing_param", "ms"},
+          case_t{"/io/sleep?ms=abc", 400, "invalid_param", "ms"},
+          case_t{"/io/sleep?ms=-1", 400, "out_of_range", "ms"},
+          case_t{"/io/sleep?ms=60001", 400, "out_of_range", "ms"},
+          case_t{"/io/fanout?n=0&ms=1", 400, "out_of_range", "n"},
+          case_t{"/cpu/primes?n=10000001", 400, "out_of_range", "n"},
+          case_t{"/cpu/fib?n=46", 400, "out_of_range", "n"},
+          case_t{"/cpu/fib?n=10&mode=turbo", 400, "invalid_param", "mode"},
+          case_t{"/io/sleep?ms=1&extra=2", 400, "unknown_param", "extra"}}) {
+        auto r = conn.get(c.target);
+        ASSERT_EQ(r.status, c.status) << c.target << " " << r.error;
+        EXPECT_EQ(r.header("content-type"), "application/json");
+        EXPECT_FALSE(r.header("x-request-id").empty());
+        auto e = r.json()["error"];
+        EXPECT_EQ(e["status"], c.status) << c.target;
+        EXPECT_EQ(e["code"], c.code) << c.target;
+        if (c.param != nullptr) {
+            EXPECT_EQ(e["param"], c.param) << c.target;
+        }
+        if (std::string{c.code} == "out_of_range") {
+            EXPECT_TRUE(e["limit"].is_number()) << c.target;
+        }
+        EXPECT_TRUE(r.keep_alive) << c.target;
+        ASSERT_EQ(conn.get("/healthz").status, 200U) << "after " << c.target;
+    }
+    auto post = conn.request(http::verb::post, "/io/sleep?ms=1");
+    EXPECT_EQ(post.status, 405U);
+    EXPECT_EQ(post.header("allow"), "GET, HEAD");
+    EXPECT_EQ(conn.get("/healthz").status, 200U);
+}
+
+TEST_F(Http, OversizedHeaderIs431AndTheServerKeepsServing)
+{
+    std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n";
+    auto reply = raw_exchange(server_.port(), req);
+    EXPECT_EQ(reply.bytes.rfind("HTTP/1.1 431", 0), 0U) << reply.bytes.substr(0, 80);
+    EXPECT_NE(reply.bytes.find("\"header_too_large\""), std::string::npos);
+    EXPECT_NE(reply.bytes.find("\"limit\":8192"), std::string::npos);
+    EXPECT_TRUE(reply.closed);
+    EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200U);
+}
+
+TEST_F(Http, OversizedBodyIs413)
+{
+    std::string req =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b');
+    auto reply = raw_exchange(server_.port(), req);
+    EXPECT_EQ(reply.bytes.rfind("HTTP/1.1 413", 0), 0U) << reply.bytes.substr(0, 80);
+    EXPECT_NE(reply.bytes.find("\"body_too_large\""), std::string::npos);
+    EXPECT_TRUE(reply.closed);
+    EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200U);
+}
+
+TEST_F(Http, SmallBodyOnGetIsReadAndIgnored)
+{
+    std::string req =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /readyz HTTP/1.1\r\n"
+        "Host: x\r\nConnection: close\r\n\r\n";
+    auto reply = raw_exchange(server_.port(), req);
+    EXPECT_NE(reply.bytes.find("{\"status\":\"ok\"}"), std::string::npos);
+    EXPECT_NE(reply.bytes.find("{\"status\":\"ready\"}"), std::string::npos); // pipelined, after the body
+}
+
+TEST_F(Http, MalformedRequestsAre400ThenClose)
+{
+    for (const char* bad :
+         {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n", "GET /healthz HTTP/1.1\r\nNoColon\r\n\r\n",
+          "GET /healthz HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
+        auto reply = raw_exchange(server_.port(), bad);
+        EXPECT_EQ(reply.bytes.rfind("HTTP/1.1 400", 0), 0U) << bad << " -> " << reply.bytes.substr(0, 60);
+        EXPECT_NE(reply.bytes.find("\"bad_request\""), std::string::npos) << bad;
+        EXPECT_TRUE(reply.closed) << bad;
+    }
+    EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200U);
+}
+
+TEST_F(Http, Http10AndConnectionCloseEndTheConnection)
+{
+    auto old = raw_exchange(server_.port(), "GET /healthz HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(old.bytes.rfind("HTTP/1.0 200", 0), 0U) << old.bytes;
+    EXPECT_TRUE(old.closed);
+    auto close =
+        raw_exchange(server_.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(close.bytes.rfind("HTTP/1.1 200", 0), 0U);
+    EXPECT_NE(close.bytes.find("Connection: close"), std::string::npos);
+    EXPECT_TRUE(close.closed);
+}
+
+TEST_F(Http, HeadAnswersHeadersOnly)
+{
+    client_connection conn{server_.port()};
+    auto head = conn.request(http::verb::head, "/io/sleep?ms=1");
+    ASSERT_EQ(head.status, 200U) << head.error;
+    EXPECT_TRUE(head.body.empty());
+    EXPECT_GT(std::stoi(head.header("content-length")), 100);
+    EXPECT_EQ(conn.get("/healthz").status, 200U); // the connection was not desynchronised
+}
+
+TEST_F(Http, ReportResponsesCarryServerTimingAndRequestId)
+{
+    auto r = http_get(server_.port(), "/io/sleep?ms=5");
+    ASSERT_EQ(r.status, 200U);
+    EXPECT_NE(r.header("server-timing").find("service;dur="), std::string::npos);
+    EXPECT_EQ(r.header("x-request-id"), r.json()["report"]["id"]);
+    EXPECT_EQ(r.header("content-type"), "application/json");
+}
+
+TEST(HttpDeadlines, IdleKeepAliveConnectionIsClosed)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.idle_timeout_ms = 200;
+    running_server server{cfg};
+    client_connection conn{server.port()};
+    ASSERT_EQ(conn.get("/healthz").status, 200U);
+    EXPECT_TRUE(conn.closed_by_server(3s));
+}
+
+TEST(HttpDeadlines, IncompleteRequestIsCutAtTheHeaderDeadline)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.header_timeout_ms = 300;
+    running_server server{cfg};
+    auto start = std::chrono::steady_clock::now();
+    auto reply = raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n", 5s); // no final CRLF
+    EXPECT_TRUE(reply.closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+    EXPECT_EQ(http_get(server.port(), "/healthz").status, 200U);
+}
+
+TEST(HttpLimits, ConfiguredLimitsAreEnforcedAndReported)
+{
+    auto cfg = duet::test::test_config();
+    cfg.limits.max_sleep_ms = 50;
+    running_server server{cfg};
+    auto r = http_get(server.port(), "/io/sleep?ms=51");
+    ASSERT_EQ(r.status, 400U);
+    EXPECT_EQ(r.json()["error"]["limit"], 50);
+    EXPECT_EQ(http_get(server.port(), "/io/sleep?ms=50").status, 200U);
+    auto index = http_get(server.port(), "/").json();
+    for (const auto& e : index["endpoints"]) {
+        if (e["path"] == "/io/sleep") {
+            EXPECT_EQ(e["params"][0]["max"], 50);
+        }
+    }
+}
+
+} // namespace

@@ -1,0 +1,169 @@
+#include <duet/server/request_handler.hpp>
+
+#include <duet/server/server_state.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using duet::server::request;
+using duet::server::response;
+
+// Request handling without a network: a request goes in, a response comes out.
+class RequestHandler : public ::testing::Test
+{
+protected:
+    RequestHandler() : pool_{2, 8}, st_{cfg_, pool_} { st_.io_thread = duet::thread_ident::current(); }
+
+    response handle(http::verb method, std::string target,
+                    std::vector<std::pair<std::string, std::string>> headers = {})
+    {
+        request req{method, target, 11};
+        for (auto& [k, v] : headers) {
+            req.set(k, v);
+        }
+        std::optional<response> res;
+        net::co_spawn(ioc_, duet::server::handle_request(st_, req, std::chrono::steady_clock::now()),
+                      [&](std::exception_ptr e, response r) {
+                          if (e) {
+                              std::rethrow_exception(e);
+                          }
+                          res = std::move(r);
+                      });
+        ioc_.restart();
+        ioc_.run();
+        return std::move(*res);
+    }
+
+    static nlohmann::json body(const response& r) { return nlohmann::json::parse(r.body()); }
+
+    duet::config cfg_;
+    duet::server::worker_pool pool_;
+    duet::server::server_state st_;
+    net::io_context ioc_;
+};
+
+TEST_F(RequestHandler, SleepReportsTheEventLoopModelAndNoWorker)
+{
+    auto res = handle(http::verb::get, "/io/sleep?ms=20");
+    ASSERT_EQ(res.result(), http::status::ok) << res.body();
+    EXPECT_EQ(res[http::field::content_type], "application/json");
+    auto j = body(res);
+    EXPECT_EQ(j["result"]["slept_ms"], 20);
+    const auto& r = j["report"];
+    EXPECT_EQ(r["endpoint"], "/io/sleep");
+    EXPECT_EQ(r["params"]["ms"], 20);
+    EXPECT_EQ(r["model"], "event-loop");
+    EXPECT_GE(r["timing_us"]["service"].get<double>(), 20000.0);
+    EXPECT_GE(r["timing_us"]["total"].get<double>(), r["timing_us"]["service"].get<double>());
+    EXPECT_EQ(r["timing_us"]["queue"], 0.0);
+    EXPECT_TRUE(r["threads"]["worker"].is_null());
+    EXPECT_EQ(r["threads"]["io"]["tid"], duet::current_thread_id());
+    EXPECT_LT(r["cpu_time_us"].get<double>(), 5000.0); // a 20 ms wait costs almost nothing
+    EXPECT_EQ(r["id"], std::string{res["X-Request-Id"]});
+}
+
+TEST_F(RequestHandler, PoolWorkRunsOnAWorkerAndReportsItsCpuTime)
+{
+    auto res = handle(http::verb::get, "/cpu/fib?n=27");
+    ASSERT_EQ(res.result(), http::status::ok) << res.body();
+    auto j = body(res);
+    EXPECT_EQ(j["result"]["value"], 196418);
+    const auto& r = j["report"];
+    EXPECT_EQ(r["model"], "worker-pool");
+    EXPECT_EQ(r["params"]["mode"], "pool");
+    auto worker = r["threads"]["worker"]["name"].get<std::string>();
+    EXPECT_EQ(worker.rfind("duet-w", 0), 0U) << worker;
+    EXPECT_NE(r["threads"]["worker"]["tid"], duet::current_thread_id());
+    EXPECT_GT(r["cpu_time_us"].get<double>(), 0.0);
+    // CPU work: its CPU time is most of its service time (wide margin for a shared machine).
+    EXPECT_LE(r["cpu_time_us"].get<double>(), r["timing_us"]["service"].get<double>() * 1.1 + 1000);
+    EXPECT_GE(r["cores"]["start"].get<int>(), 0);
+}
+
+TEST_F(RequestHandler, InlineWorkRunsOnTheIoThread)
+{
+    auto res = handle(http::verb::get, "/cpu/primes?n=10000&mode=inline");
+    ASSERT_EQ(res.result(), http::status::ok);
+    auto j = body(res);
+    EXPECT_EQ(j["result"]["primes"], 1229);
+    EXPECT_EQ(j["report"]["model"], "inline");
+    EXPECT_TRUE(j["report"]["threads"]["worker"].is_null());
+}
+
+TEST_F(RequestHandler, ServerTimingAndRequestIdHeaders)
+{
+    auto res = handle(http::verb::get, "/io/sleep?ms=1");
+    std::regex timing{R"(queue;dur=\d+\.\d{3}, service;dur=\d+\.\d{3}, total;dur=\d+\.\d{3})"};
+    EXPECT_TRUE(std::regex_match(std::string{res["Server-Timing"]}, timing)) << res["Server-Timing"];
+    auto first = std::string{res["X-Request-Id"]};
+    auto second = std::string{handle(http::verb::get, "/io/sleep?ms=1")["X-Request-Id"]};
+    EXPECT_FALSE(first.empty());
+    EXPECT_NE(first, second);
+
+    auto echoed = handle(http::verb::get, "/io/sleep?ms=1", {{"X-Request-Id", "trace-abc.123"}});
+    EXPECT_EQ(echoed["X-Request-Id"], "trace-abc.123");
+    EXPECT_EQ(body(echoed)["report"]["id"], "trace-abc.123");
+    auto refused = handle(http::verb::get, "/io/sleep?ms=1", {{"X-Request-Id", "bad id with spaces"}});
+    EXPECT_NE(refused["X-Request-Id"], "bad id with spaces");
+}
+
+TEST_F(RequestHandler, HeadSendsNoBodyButTheLength)
+{
+    auto get = handle(http::verb::get, "/healthz");
+    auto head = handle(http::verb::head, "/healthz");
+    EXPECT_EQ(head.result(), http::status::ok);
+    EXPECT_TRUE(head.body().empty());
+    EXPECT_EQ(head[http::field::content_length], std::to_string(get.body().size()));
+}
+
+TEST_F(RequestHandler, ErrorsAreJsonWithTheRightStatus)
+{
+    auto not_found = handle(http::verb::get, "/missing");
+    EXPECT_EQ(not_found.result(), http::status::not_found);
+    EXPECT_EQ(body(not_found)["error"]["code"], "not_found");
+
+    auto post = handle(http::verb::post, "/io/sleep?ms=1");
+    EXPECT_EQ(post.result(), http::status::method_not_allowed);
+    EXPECT_EQ(post[http::field::allow], "GET, HEAD");
+
+    auto range = handle(http::verb::get, "/io/fanout?n=1001&ms=1");
+    EXPECT_EQ(range.result(), http::status::bad_request);
+    auto e = body(range)["error"];
+    EXPECT_EQ(e["status"], 400);
+    EXPECT_EQ(e["code"], "out_of_range");
+    EXPECT_EQ(e["param"], "n");
+    EXPECT_EQ(e["limit"], 1000);
+    EXPECT_TRUE(range.keep_alive()); // a 400 leaves the connection usable
+}
+
+TEST_F(RequestHandler, DrainingMakesReadyz503AndClosesConnections)
+{
+    EXPECT_EQ(handle(http::verb::get, "/readyz").result(), http::status::ok);
+    st_.draining = true;
+    auto ready = handle(http::verb::get, "/readyz");
+    EXPECT_EQ(ready.result(), http::status::service_unavailable);
+    EXPECT_FALSE(ready.keep_alive());
+    auto health = handle(http::verb::get, "/healthz");
+    EXPECT_EQ(health.result(), http::status::ok);
+    EXPECT_FALSE(health.keep_alive());
+}
+
+TEST_F(RequestHandler, IndexIsServed)
+{
+    auto res = handle(http::verb::get, "/");
+    ASSERT_EQ(res.result(), http::status::ok);
+    auto j = body(res);
+    EXPECT_EQ(j["name"], "duet");
+    EXPECT_GE(j["endpoints"].size(), 7U);
+}
+
+} // namespace

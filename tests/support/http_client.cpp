@@ -1,0 +1,209 @@
+#include "http_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace duet::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::ip::tcp;
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+tcp::endpoint loopback(std::uint16_t port)
+{
+    return {net::ip::make_address_v4("127.0.0.1"), port};
+}
+
+std::string lower(std::string_view s)
+{
+    std::string out{s};
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// Writes one request and reads its response on an open stream; deadline per exchange.
+net::awaitable<http_reply> exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, http::verb method,
+                                    std::string_view target,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    std::chrono::milliseconds timeout)
+{
+    http_reply reply;
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::user_agent, "duet-tests");
+    for (const auto& [name, value] : headers) {
+        req.set(name, value);
+    }
+    auto start = steady_clock::now();
+    stream.expires_after(timeout);
+    if (auto [ec, n] = co_await http::async_write(stream, req, use_tuple); ec) {
+        reply.error = "write: " + ec.message();
+        co_return reply;
+    }
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    parser.skip(method == http::verb::head);
+    if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple); ec) {
+        reply.error = "read: " + ec.message();
+        co_return reply;
+    }
+    reply.elapsed = steady_clock::now() - start;
+    const auto& res = parser.get();
+    reply.status = res.result_int();
+    reply.keep_alive = res.keep_alive();
+    for (const auto& field : res) {
+        reply.headers[lower(field.name_string())] = std::string{field.value()};
+    }
+    reply.body = res.body();
+    co_return reply;
+}
+
+net::awaitable<http_reply> connect_and_get(std::uint16_t port, std::string target,
+                                           std::chrono::milliseconds timeout)
+{
+    beast::tcp_stream stream{co_await net::this_coro::executor};
+    stream.expires_after(timeout);
+    if (auto [ec] = co_await stream.async_connect(loopback(port), use_tuple); ec) {
+        http_reply reply;
+        reply.error = "connect: " + ec.message();
+        co_return reply;
+    }
+    beast::flat_buffer buffer;
+    co_return co_await exchange(stream, buffer, http::verb::get, target, {}, timeout);
+}
+
+// Runs one coroutine to completion on a private io_context and returns its value.
+template <typename T>
+T run_blocking(net::io_context& ioc, net::awaitable<T> op)
+{
+    std::optional<T> value;
+    std::exception_ptr error;
+    net::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
+        error = e;
+        value = std::move(v);
+    });
+    ioc.restart();
+    ioc.run();
+    if (error) {
+        std::rethrow_exception(error);
+    }
+    return std::move(*value);
+}
+
+} // namespace
+
+std::string http_reply::header(const std::string& lower_name) const
+{
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string{} : it->second;
+}
+
+struct client_connection::impl
+{
+    net::io_context ioc;
+    beast::tcp_stream stream{ioc};
+    beast::flat_buffer buffer;
+    std::chrono::milliseconds timeout;
+};
+
+client_connection::client_connection(std::uint16_t port, std::chrono::milliseconds timeout)
+    : impl_{std::make_unique<impl>()}
+{
+    impl_->timeout = timeout;
+    impl_->stream.expires_after(timeout);
+    impl_->stream.connect(loopback(port));
+}
+
+client_connection::~client_connection() = default;
+
+http_reply client_connection::request(http::verb method, std::string_view target,
+                                      const std::vector<std::pair<std::string, std::string>>& headers)
+{
+    auto& m = *impl_;
+    return run_blocking(m.ioc, exchange(m.stream, m.buffer, method, target, headers, m.timeout));
+}
+
+bool client_connection::closed_by_server(std::chrono::milliseconds within)
+{
+    auto& m = *impl_;
+    auto wait = [&]() -> net::awaitable<bool> {
+        m.stream.expires_after(within);
+        char byte = 0;
+        auto [ec, n] = co_await m.stream.async_read_some(net::buffer(&byte, 1), use_tuple);
+        co_return ec&& ec != beast::error::timeout;
+    };
+    return run_blocking(m.ioc, wait());
+}
+
+http_reply http_get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout)
+{
+    net::io_context ioc;
+    return run_blocking(ioc, connect_and_get(port, std::string{target}, timeout));
+}
+
+std::vector<http_reply> get_concurrently(std::uint16_t port, const std::vector<std::string>& targets,
+                                         std::chrono::milliseconds timeout)
+{
+    net::io_context ioc;
+    std::vector<http_reply> replies(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        net::co_spawn(ioc, connect_and_get(port, targets[i], timeout),
+                      [&replies, i](std::exception_ptr e, http_reply r) {
+                          if (e) {
+                              r.error = "exception";
+                          }
+                          replies[i] = std::move(r);
+                      });
+    }
+    ioc.run();
+    return replies;
+}
+
+raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::milliseconds timeout)
+{
+    net::io_context ioc;
+    auto op = [&]() -> net::awaitable<raw_reply> {
+        raw_reply reply;
+        beast::tcp_stream stream{ioc};
+        stream.expires_after(timeout);
+        if (auto [ec] = co_await stream.async_connect(loopback(port), use_tuple); ec) {
+            co_return reply;
+        }
+        if (auto [ec, n] =
+                co_await net::async_write(stream, net::buffer(bytes.data(), bytes.size()), use_tuple);
+            ec) {
+            co_return reply;
+        }
+        std::array<char, 4096> chunk{};
+        for (;;) {
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(chunk), use_tuple);
+            reply.bytes.append(chunk.data(), n);
+            if (ec) {
+                reply.closed = ec != beast::error::timeout;
+                co_return reply;
+            }
+        }
+    };
+    return run_blocking(ioc, op());
+}
+
+} // namespace duet::test

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// A small HTTP/1.1 client over real loopback sockets, for tests. Every call has a deadline, so a broken
+// server fails a test instead of hanging it.
+namespace duet::test {
+
+using namespace std::chrono_literals;
+
+struct http_reply
+{
+    unsigned status = 0;                        ///< 0: no response (connection failed, closed or timed out)
+    std::string error;                          ///< why there is no response, when status is 0
+    std::map<std::string, std::string> headers; ///< names lower-cased
+    std::string body;
+    bool keep_alive = false;
+    std::chrono::steady_clock::duration elapsed{}; ///< request written -> response read
+
+    std::string header(const std::string& lower_name) const;
+    nlohmann::json json() const { return nlohmann::json::parse(body); }
+};
+
+/// One keep-alive connection to 127.0.0.1:port.
+class client_connection
+{
+public:
+    explicit client_connection(std::uint16_t port, std::chrono::milliseconds timeout = 30s);
+    ~client_connection();
+    client_connection(const client_connection&) = delete;
+    client_connection& operator=(const client_connection&) = delete;
+
+    http_reply request(boost::beast::http::verb method, std::string_view target,
+                       const std::vector<std::pair<std::string, std::string>>& headers = {});
+    http_reply get(std::string_view target) { return request(boost::beast::http::verb::get, target); }
+
+    /// Waits up to `within` for the server to close the connection; true if it did (EOF or reset).
+    bool closed_by_server(std::chrono::milliseconds within);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// GET on a fresh connection.
+http_reply http_get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 30s);
+
+/// Every target at once, each on its own connection, from one client thread; replies in the order of targets.
+std::vector<http_reply> get_concurrently(std::uint16_t port, const std::vector<std::string>& targets,
+                                         std::chrono::milliseconds timeout = 60s);
+
+/// Writes raw bytes on a new connection, then reads until the server closes it or the timeout passes.
+struct raw_reply
+{
+    std::string bytes;   ///< everything the server sent
+    bool closed = false; ///< the server closed the connection (EOF or reset) within the timeout
+};
+raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::milliseconds timeout = 5s);
+
+} // namespace duet::test

@@ -1,0 +1,35 @@
+# Shared by scripts/run and scripts/test: install what is missing, then build with a CMake preset.
+# shellcheck shell=bash
+
+# Everything duet needs to build and test, all from Debian 12's own packages.
+DUET_PACKAGES=(
+  g++ cmake ninja-build
+  libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev
+)
+
+duet_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+# Installs the packages that are missing (as root, or through sudo); does nothing when all are present.
+duet_install_missing() {
+  local missing=() pkg
+  for pkg in "${DUET_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "duet: need root or sudo to install: ${missing[*]}" >&2; return 1; }
+    sudo=(sudo)
+  fi
+  echo "duet: installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Configures (once) and builds a preset: release, debug, asan or tsan. Extra arguments go to cmake --build.
+duet_build() {
+  local preset=$1
+  shift
+  [ -f "build/$preset/CMakeCache.txt" ] || cmake --preset "$preset"
+  cmake --build --preset "$preset" "$@"
+}

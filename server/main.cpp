@@ -69,25 +69,30 @@ int main(int argc, char** argv)
 
     std::string config_file;
     std::vector<std::pair<std::string, std::string>> flags;
-    auto flag = [&](const char* name, const char* key, const std::string& def, const char* what) {
+    auto flag = [&](const char* name, const char* type, const char* key, const std::string& def,
+                    const char* what) {
         return app
             .add_option_function<std::string>(
                 name, [&flags, key](const std::string& v) { flags.emplace_back(key, v); },
                 std::string{what} + " (key " + key + ")")
+            ->type_name(type)
             ->default_str(def);
     };
     app.add_option("-c,--config", config_file, "JSON config file, comments allowed (env DUET_CONFIG)")
+        ->type_name("FILE")
         ->default_str("none: built-in defaults")
         ->check(CLI::ExistingFile);
-    flag("-b,--bind", "server.bind", defaults.server.bind, "address to listen on");
-    flag("-p,--port", "server.port", std::to_string(defaults.server.port), "port to listen on; 0 picks one");
-    flag("-w,--workers", "pool.workers", std::to_string(defaults.pool.workers),
+    flag("-b,--bind", "ADDR", "server.bind", defaults.server.bind, "address to listen on");
+    flag("-p,--port", "PORT", "server.port", std::to_string(defaults.server.port),
+         "port to listen on; 0 picks one");
+    flag("-w,--workers", "N", "pool.workers", std::to_string(defaults.pool.workers),
          "worker threads; 0 means the CPUs this process may use");
-    flag("--queue-limit", "pool.queue_limit", std::to_string(defaults.pool.queue_limit),
+    flag("--queue-limit", "N", "pool.queue_limit", std::to_string(defaults.pool.queue_limit),
          "CPU jobs that may wait for a worker before 503");
-    flag("--drain-timeout-ms", "server.drain_timeout_ms", std::to_string(defaults.server.drain_timeout_ms),
+    flag("--drain-timeout-ms", "MS", "server.drain_timeout_ms",
+         std::to_string(defaults.server.drain_timeout_ms),
          "how long in-flight requests may finish after SIGTERM");
-    flag("-l,--log-level", "log.level", defaults.log.level,
+    flag("-l,--log-level", "LEVEL", "log.level", defaults.log.level,
          "trace, debug, info, warn, error, critical or off");
     app.add_flag_callback(
            "--access-log", [&flags] { flags.emplace_back("log.access", "true"); },

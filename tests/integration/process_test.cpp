@@ -130,6 +130,26 @@ TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
     }
 }
 
+TEST(Process, AccessLogIsOffByDefaultAndOnByFlag)
+{
+    for (bool on : {false, true}) {
+        std::vector<std::string> args{"--port", "0"};
+        if (on) {
+            args.emplace_back("--access-log");
+        }
+        server_process p{binary, args};
+        auto port = p.wait_listening();
+        ASSERT_TRUE(port) << p.output();
+        ASSERT_EQ(duet::test::http_get(*port, "/io/sleep?ms=1").status, 200U);
+        if (on) {
+            EXPECT_TRUE(p.wait_for_output("\"GET /io/sleep?ms=1 HTTP/1.1\" 200", 5s)) << p.output();
+        }
+        p.signal(SIGTERM);
+        EXPECT_EQ(p.wait_exit(), 0);
+        EXPECT_EQ(p.output().find("GET /io/sleep") != std::string::npos, on) << p.output();
+    }
+}
+
 TEST(Process, SigtermLetsInFlightRequestsFinishThenExitsZero)
 {
     server_process p{binary, {"--port", "0", "--workers", "2"}};

@@ -1,6 +1,7 @@
 #include <duet/server/worker_pool.hpp>
 
 #include <algorithm>
+#include <latch>
 #include <string>
 
 namespace duet::server {
@@ -8,10 +9,14 @@ namespace duet::server {
 worker_pool::worker_pool(unsigned workers, std::size_t queue_limit)
     : queue_limit_{queue_limit}, idents_(std::max(1U, workers))
 {
+    // Return only once every worker has named itself: from then on `top -H` and the workers' identities in
+    // reports are complete.
+    std::latch named{static_cast<std::ptrdiff_t>(idents_.size())};
     threads_.reserve(idents_.size());
     for (unsigned i = 0; i < idents_.size(); ++i) {
-        threads_.emplace_back([this, i] { worker_main(i); });
+        threads_.emplace_back([this, i, &named] { worker_main(i, named); });
     }
+    named.wait();
 }
 
 worker_pool::~worker_pool()
@@ -58,10 +63,11 @@ void worker_pool::stop()
     // `abandoned` is destroyed here, on the stopping thread: their handlers are dropped, never invoked.
 }
 
-void worker_pool::worker_main(unsigned index)
+void worker_pool::worker_main(unsigned index, std::latch& named)
 {
     set_current_thread_name("duet-w" + std::to_string(index));
     idents_[index] = thread_ident::current();
+    named.count_down();
     for (;;) {
         std::unique_ptr<job> j;
         {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -33,8 +34,9 @@ namespace duet::server {
 class worker_pool
 {
 public:
-    /// Starts `workers` threads (at least one). At most queue_limit jobs wait for a free worker; a job beyond
-    /// that completes at once with job_status::rejected (admission control, not unbounded memory).
+    /// Starts `workers` threads (at least one) and returns once each has named itself. At most queue_limit
+    /// jobs wait for a free worker; a job beyond that completes at once with job_status::rejected (admission
+    /// control, not unbounded memory).
     worker_pool(unsigned workers, std::size_t queue_limit);
     ~worker_pool();
 
@@ -114,14 +116,14 @@ private:
     };
 
     void push(std::unique_ptr<job> j);
-    void worker_main(unsigned index);
+    void worker_main(unsigned index, std::latch& named);
 
     std::size_t queue_limit_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::unique_ptr<job>> queue_; // guarded by mutex_
     bool stopping_ = false;                  // guarded by mutex_
-    std::vector<thread_ident> idents_;       // slot i written once by worker i before it takes a job
+    std::vector<thread_ident> idents_;       // slot i written by worker i before the constructor returns
     std::vector<std::thread> threads_;
 };
 

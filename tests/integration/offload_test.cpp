@@ -31,7 +31,7 @@ int calibrate_fib(std::uint16_t port)
             return n;
         }
         double ms = service_ms(r);
-        if (ms >= 1000.0 || n >= 45) {
+        if (ms >= 1500.0 || n >= 45) {
             return n;
         }
         // Each step costs about 1.6x; jump close to the target, then one step at a time.
@@ -106,7 +106,7 @@ TEST(Offload, FullQueueAnswers503WithRetryAfterAndIoKeepsServing)
     cfg.pool.queue_limit = 1;
     running_server server{cfg};
     int n = calibrate_fib(server.port());
-    // One job runs, one waits, the rest are refused at once.
+    // Six at once: at most one runs and one waits; the rest are refused at once.
     std::vector<std::string> targets(6, "/cpu/fib?n=" + std::to_string(n));
     auto cpu =
         std::async(std::launch::async, [&] { return duet::test::get_concurrently(server.port(), targets); });
@@ -127,8 +127,10 @@ TEST(Offload, FullQueueAnswers503WithRetryAfterAndIoKeepsServing)
             EXPECT_EQ(r.json()["error"]["limit"], 1);
         }
     }
-    EXPECT_GE(ok, 2);
-    EXPECT_GE(refused, 1);
+    // One job runs and at most one waits. On a loaded machine the worker may not have taken the first job off
+    // the queue before the others arrive; then that one is the one waiting and only it succeeds.
+    EXPECT_GE(ok, 1);
+    EXPECT_LE(ok, 2);
     EXPECT_EQ(ok + refused, 6);
 }
 

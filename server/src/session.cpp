@@ -15,6 +15,7 @@
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <optional>
 
@@ -73,6 +74,27 @@ std::optional<http_error> refusal_for(const beast::error_code& ec, const duet::s
     return std::nullopt;
 }
 
+// Lingering close: stop sending, then read and discard what the client still sends, until it closes or the
+// deadline passes. Closing with unread data would make the kernel answer with a reset, and a reset can
+// destroy the refusal we just sent before the client reads it. Bounded by time; the bytes are thrown away as
+// they come.
+net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
+{
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec || timeout.count() == 0) {
+        co_return;
+    }
+    std::array<char, 4096> sink{};
+    stream.expires_after(timeout);
+    for (;;) {
+        auto [read_ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        if (read_ec) {
+            co_return; // the client closed, or the deadline passed: either way we are done
+        }
+    }
+}
+
 void log_access(server_state& st, const std::string& peer, const request& req, const response& res,
                 steady_clock::time_point received)
 {
@@ -124,6 +146,7 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
                 auto res = error_response(st, dummy, *refusal);
                 stream.expires_after(milliseconds{sc.write_timeout_ms});
                 co_await http::async_write(stream, res, use_tuple); // best effort: we close either way
+                co_await linger(stream, milliseconds{sc.linger_timeout_ms});
             }
             break;
         }

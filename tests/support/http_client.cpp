@@ -188,11 +188,9 @@ raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::
         if (auto [ec] = co_await stream.async_connect(loopback(port), use_tuple); ec) {
             co_return reply;
         }
-        if (auto [ec, n] =
-                co_await net::async_write(stream, net::buffer(bytes.data(), bytes.size()), use_tuple);
-            ec) {
-            co_return reply;
-        }
+        // A write error is no reason to stop: a server may refuse early and close, and its answer is still
+        // there to read.
+        co_await net::async_write(stream, net::buffer(bytes.data(), bytes.size()), use_tuple);
         std::array<char, 4096> chunk{};
         for (;;) {
             auto [ec, n] = co_await stream.async_read_some(net::buffer(chunk), use_tuple);

@@ -27,6 +27,7 @@ struct server_config
     std::int64_t idle_timeout_ms = 60000;
     std::int64_t write_timeout_ms = 10000;
     std::int64_t drain_timeout_ms = 10000;
+    std::int64_t linger_timeout_ms = 1000;
 };
 
 /// The worker pool that runs CPU-bound work.
@@ -123,6 +124,12 @@ void for_each_key(Config& c, F&& f)
                "On SIGINT/SIGTERM, how long in-flight requests may run before the rest are cancelled.", 0,
                3600000},
       c.server.drain_timeout_ms);
+    f(key_info{"server.linger_timeout_ms", "ms",
+               "After refusing a request (400, 413, 431), how long to read and discard what the client still "
+               "sends "
+               "before closing, so that it reads the refusal rather than a reset; 0 closes at once.",
+               0, 60000},
+      c.server.linger_timeout_ms);
     f(key_info{"pool.workers", "threads",
                "Worker threads for CPU work; 0 means the CPUs this process may use.", 0, 1024},
       c.pool.workers);

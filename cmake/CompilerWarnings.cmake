@@ -1,4 +1,6 @@
 # Warnings for duet's own targets only: link duet::warnings PRIVATE; never set global flags.
+# Not -Wuseless-cast: it rejects portable casts between types that happen to be the same on LP64
+# (std::uint64_t and std::size_t, std::ptrdiff_t and std::int64_t).
 add_library(duet_warnings INTERFACE)
 add_library(duet::warnings ALIAS duet_warnings)
 
@@ -20,6 +22,5 @@ target_compile_options(
             $<$<CXX_COMPILER_ID:GNU>:-Wmisleading-indentation
             -Wduplicated-cond
             -Wduplicated-branches
-            -Wlogical-op
-            -Wuseless-cast>
+            -Wlogical-op>
             $<$<BOOL:${DUET_WARNINGS_AS_ERRORS}>:-Werror>)

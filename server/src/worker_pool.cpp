@@ -7,7 +7,8 @@
 namespace duet::server {
 
 worker_pool::worker_pool(unsigned workers, std::size_t queue_limit)
-    : queue_limit_{queue_limit}, idents_(std::max(1U, workers))
+    : queue_limit_{queue_limit},
+      idents_(std::max(1U, workers)), counters_{std::make_unique<worker_counters[]>(idents_.size())}
 {
     // Return only once every worker has named itself: from then on `top -H` and the workers' identities in
     // reports are complete.
@@ -79,8 +80,39 @@ void worker_pool::worker_main(unsigned index, std::latch& named)
             j = std::move(queue_.front());
             queue_.pop_front();
         }
-        j->run(idents_[index]);
+        auto& c = counters_[index];
+        c.busy.store(true, std::memory_order_relaxed);
+        auto t = j->run(idents_[index]);
+        // Only this thread writes these: a load and a store, no read-modify-write needed.
+        c.jobs.store(c.jobs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        c.busy_ns.store(c.busy_ns.load(std::memory_order_relaxed) + t.service().count(),
+                        std::memory_order_relaxed);
+        c.cpu_ns.store(c.cpu_ns.load(std::memory_order_relaxed) + t.cpu.count(), std::memory_order_relaxed);
+        c.busy.store(false, std::memory_order_relaxed);
     }
+}
+
+std::vector<worker_pool::worker_view> worker_pool::workers() const
+{
+    std::vector<worker_view> out;
+    out.reserve(idents_.size());
+    for (std::size_t i = 0; i < idents_.size(); ++i) {
+        const auto& c = counters_[i];
+        out.push_back({idents_[i], c.busy.load(std::memory_order_relaxed),
+                       c.jobs.load(std::memory_order_relaxed),
+                       std::chrono::nanoseconds{c.busy_ns.load(std::memory_order_relaxed)},
+                       std::chrono::nanoseconds{c.cpu_ns.load(std::memory_order_relaxed)}});
+    }
+    return out;
+}
+
+unsigned worker_pool::busy() const
+{
+    unsigned n = 0;
+    for (std::size_t i = 0; i < idents_.size(); ++i) {
+        n += counters_[i].busy.load(std::memory_order_relaxed) ? 1U : 0U;
+    }
+    return n;
 }
 
 } // namespace duet::server

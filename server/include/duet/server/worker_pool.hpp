@@ -8,6 +8,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
+#include <atomic>
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -49,6 +51,21 @@ public:
     /// Jobs waiting for a worker right now.
     std::size_t queued() const;
 
+    /// What one worker has done so far, read from its counters without a lock (each value is current;
+    /// together they may be a job apart).
+    struct worker_view
+    {
+        thread_ident ident;
+        bool busy = false;
+        std::uint64_t jobs = 0;
+        std::chrono::nanoseconds busy_time{};
+        std::chrono::nanoseconds cpu_time{};
+    };
+    std::vector<worker_view> workers() const;
+
+    /// Workers running a job right now.
+    unsigned busy() const;
+
     /// Workers finish the job they are running and exit; jobs still queued are destroyed without running.
     /// Idempotent. Call it after the io_contexts that receive results stopped running.
     void stop();
@@ -70,8 +87,8 @@ private:
     struct job
     {
         virtual ~job() = default;
-        virtual void run(const thread_ident& worker) = 0; // on a worker thread
-        virtual void reject() = 0;                        // when it cannot be queued
+        virtual job_timing run(const thread_ident& worker) = 0; // on a worker thread
+        virtual void reject() = 0;                              // when it cannot be queued
         std::chrono::steady_clock::time_point enqueued;
     };
 
@@ -83,12 +100,14 @@ private:
             : f_{std::move(f)}, handler_{std::move(handler)}, work_{boost::asio::make_work_guard(handler_)}
         {}
 
-        void run(const thread_ident& worker) override
+        job_timing run(const thread_ident& worker) override
         {
             auto out = run_measured(f_);
             out.timing.enqueued = enqueued;
             out.worker = &worker;
+            auto timing = out.timing;
             complete(std::move(out));
+            return timing;
         }
 
         void reject() override
@@ -118,12 +137,23 @@ private:
     void push(std::unique_ptr<job> j);
     void worker_main(unsigned index, std::latch& named);
 
+    // Written only by its worker, read by anyone: relaxed atomics, one cache line per worker so that workers
+    // never share a line they write.
+    struct alignas(64) worker_counters
+    {
+        std::atomic<bool> busy{false};
+        std::atomic<std::uint64_t> jobs{0};
+        std::atomic<std::int64_t> busy_ns{0};
+        std::atomic<std::int64_t> cpu_ns{0};
+    };
+
     std::size_t queue_limit_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<std::unique_ptr<job>> queue_; // guarded by mutex_
     bool stopping_ = false;                  // guarded by mutex_
     std::vector<thread_ident> idents_;       // slot i written by worker i before the constructor returns
+    std::unique_ptr<worker_counters[]> counters_;
     std::vector<std::thread> threads_;
 };
 

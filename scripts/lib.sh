@@ -1,18 +1,20 @@
 # Shared by scripts/run and scripts/test: install what is missing, then build with a CMake preset.
 # shellcheck shell=bash
 
-# Everything duet needs to build and test, all from Debian 12's own packages.
-DUET_PACKAGES=(
+# Everything duet needs to build, all from Debian 12's own packages (GoogleTest too: the build has tests).
+DUET_BUILD_PACKAGES=(
   g++ cmake ninja-build
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev
 )
+# What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics.
+DUET_TEST_PACKAGES=(prometheus)
 
 duet_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
-# Installs the packages that are missing (as root, or through sudo); does nothing when all are present.
+# Installs the packages named that are missing (as root, or through sudo); does nothing when all are present.
 duet_install_missing() {
   local missing=() pkg
-  for pkg in "${DUET_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

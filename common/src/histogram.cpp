@@ -210,13 +210,19 @@ void windowed_histogram::record(std::uint64_t value, std::chrono::steady_clock::
 histogram windowed_histogram::recent(std::chrono::steady_clock::time_point now) const
 {
     histogram h;
+    merge_recent_into(h, now);
+    return h;
+}
+
+void windowed_histogram::merge_recent_into(histogram& out,
+                                           std::chrono::steady_clock::time_point now) const noexcept
+{
     auto epoch = epoch_of(now);
     for (std::size_t i = 0; i < slots; ++i) {
         if (ring_epoch_[i] > epoch - static_cast<std::int64_t>(slots) && ring_epoch_[i] <= epoch) {
-            h.merge(ring_[i]);
+            out.merge(ring_[i]);
         }
     }
-    return h;
 }
 
 } // namespace duet

@@ -38,6 +38,52 @@ response index(server_state& st, const request& req)
     return plain_json(http::status::ok, st.index_body, req);
 }
 
+response stats(server_state& st, const request& req)
+{
+    auto doc = stats_json(st, std::chrono::steady_clock::now());
+    return plain_json(http::status::ok,
+                      doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace), req);
+}
+
+response metrics(server_state& st, const request& req)
+{
+    response res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.keep_alive(req.keep_alive());
+    res.body() = metrics_text(st);
+    res.prepare_payload();
+    return res;
+}
+
+// The header of an event stream: no Content-Length, the body runs until the connection closes. The session
+// writes the events. A GET reserves a subscriber slot here, so that the bound holds exactly.
+response stats_stream(server_state& st, const request& req)
+{
+    auto limit = static_cast<std::uint64_t>(st.cfg.stats.max_stream_subscribers);
+    if (req.method() == http::verb::get && st.stats.stream_subscribers >= limit) {
+        http_error e{
+            http::status::service_unavailable,
+            "too_many_subscribers",
+            "/stats/stream has as many subscribers as it allows (config key stats.max_stream_subscribers)",
+            {},
+            static_cast<std::int64_t>(limit),
+            {},
+            5};
+        auto res = plain_json(e.status, e.body(), req);
+        res.set(http::field::retry_after, "5");
+        return res;
+    }
+    if (req.method() == http::verb::get) {
+        ++st.stats.stream_subscribers;
+    }
+    response res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Accel-Buffering", "no"); // tells nginx in front not to buffer the stream
+    res.keep_alive(false);
+    return res;
+}
+
 param_spec mode_param()
 {
     return param_spec{.name = "mode",
@@ -68,6 +114,22 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg)
                    healthz});
     eps.push_back(
         {"/readyz", "none", "readiness: 200 while serving, 503 while draining", {}, nullptr, readyz});
+    eps.push_back(
+        {"/stats",
+         "none",
+         "the whole picture: latency percentiles per endpoint, event-loop lag, pool, connections, CPU per "
+         "core and per thread",
+         {},
+         nullptr,
+         stats});
+    eps.push_back({"/stats/stream",
+                   "none",
+                   "the /stats snapshot as server-sent events, one per interval (curl -N)",
+                   {},
+                   nullptr,
+                   stats_stream,
+                   true});
+    eps.push_back({"/metrics", "none", "Prometheus text exposition format 0.0.4", {}, nullptr, metrics});
     eps.push_back(
         {"/io/sleep",
          "event-loop",

@@ -39,6 +39,9 @@ net::awaitable<handler_result> run_cpu(server_state& st, const param_values& p, 
     } else {
         out = co_await st.pool.async_submit(std::move(job), net::use_awaitable);
     }
+    if (!inline_mode) {
+        st.stats.record_job(out.status, out.timing.queue(), std::chrono::steady_clock::now());
+    }
     if (out.status == job_status::rejected) {
         co_return http_error{http::status::service_unavailable,
                              "pool_saturated",

@@ -58,11 +58,18 @@ response error_response(server_state& st, const request& req, const http_error& 
 }
 
 boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
-                                                steady_clock::time_point received)
+                                                steady_clock::time_point received, request_tally& tally)
 {
     auto match = st.routes.route(req.method(), req.target());
+    // A refused request still counts for the endpoint it was addressed to, when there is one.
+    const endpoint* addressed = match ? match->ep : st.routes.find(req.target());
+    tally.endpoint = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
+    st.stats.request_started(tally.endpoint);
     if (match && match->ep->plain != nullptr) {
-        co_return finish(st, req, match->ep->plain(st, req));
+        auto res = match->ep->plain(st, req);
+        tally.stream =
+            match->ep->streams && req.method() == http::verb::get && res.result() == http::status::ok;
+        co_return finish(st, req, std::move(res));
     }
     auto id = st.ids.next(req["X-Request-Id"]);
     if (!match) {

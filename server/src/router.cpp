@@ -6,20 +6,23 @@ namespace http = boost::beast::http;
 
 router::router(std::vector<endpoint> endpoints) : endpoints_{std::move(endpoints)} {}
 
+const endpoint* router::find(std::string_view target) const noexcept
+{
+    std::string_view path = target.substr(0, target.find('?'));
+    for (const auto& e : endpoints_) {
+        if (e.path == path) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
 boost::system::result<router::match, http_error> router::route(http::verb method,
                                                                std::string_view target) const
 {
     auto qmark = target.find('?');
-    std::string_view path = target.substr(0, qmark);
     std::string_view query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
-
-    const endpoint* ep = nullptr;
-    for (const auto& e : endpoints_) {
-        if (e.path == path) {
-            ep = &e;
-            break;
-        }
-    }
+    const endpoint* ep = find(target);
     if (ep == nullptr) {
         return http_error{http::status::not_found,
                           "not_found",

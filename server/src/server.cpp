@@ -2,6 +2,7 @@
 #include <duet/server/server.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
+#include <duet/server/stats.hpp>
 #include <duet/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -63,7 +64,7 @@ struct server::impl
         : cfg{std::move(c)}, cpus{detect_cpu_allowance()}, pool{worker_count(cfg, cpus),
                                                                 static_cast<std::size_t>(
                                                                     cfg.pool.queue_limit)},
-          st{cfg, pool}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
+          st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
         auto ep = listen_endpoint(cfg.server);
         acceptor.open(ep.protocol());
@@ -108,6 +109,7 @@ struct server::impl
             return;
         }
         st.draining = true;
+        st.feed.close();                   // event-stream subscribers end their streams
         boost::system::error_code ignored; // closing an acceptor that is already closed is harmless
         acceptor.close(ignored);
         // Idle keep-alive connections have no request to finish: close them now. Busy ones close after their
@@ -137,6 +139,53 @@ struct server::impl
         boost::system::error_code ignored; // nothing to cancel is fine
         signals.cancel(ignored);
         ioc.stop();
+    }
+
+    // The event-loop probe: a timer due every interval; how late it fires is how long the loop was busy with
+    // something else. Recorded as lag; a lag over the threshold is a stall.
+    net::awaitable<void> probe_loop()
+    {
+        const auto interval = std::chrono::milliseconds{cfg.stats.loop_probe_interval_ms};
+        net::steady_timer timer{ioc};
+        auto due = std::chrono::steady_clock::now() + interval;
+        for (;;) {
+            timer.expires_at(due);
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+                co_return;
+            }
+            auto now = std::chrono::steady_clock::now();
+            st.stats.record_loop_lag(now - due, now);
+            due = now + interval;
+        }
+    }
+
+    // CPU per core, process and thread, read from /proc on a timer: never per request.
+    net::awaitable<void> sample_loop()
+    {
+        net::steady_timer timer{ioc};
+        for (;;) {
+            st.stats.cpu.sample();
+            timer.expires_after(std::chrono::milliseconds{cfg.stats.sample_interval_ms});
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+                co_return;
+            }
+        }
+    }
+
+    // One /stats snapshot per interval for every /stats/stream subscriber, built once and shared; none when
+    // nobody listens.
+    net::awaitable<void> publish_loop()
+    {
+        net::steady_timer timer{ioc};
+        for (;;) {
+            timer.expires_after(std::chrono::milliseconds{cfg.stats.stream_interval_ms});
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+                co_return;
+            }
+            if (st.stats.stream_subscribers > 0 && !st.feed.closed()) {
+                st.feed.publish(stats_event(st));
+            }
+        }
     }
 
     duet::config cfg;
@@ -170,6 +219,12 @@ void server::run()
     net::co_spawn(m.ioc, run_listener(m.acceptor, m.st),
                   [](const std::exception_ptr& e) { log_exception("accept loop", e); });
     m.signals.async_wait([&m](auto ec, int signo) { m.on_signal(ec, signo); });
+    auto log_failure = [](const char* what) {
+        return [what](const std::exception_ptr& e) { log_exception(what, e); };
+    };
+    net::co_spawn(m.ioc, m.probe_loop(), log_failure("event-loop probe"));
+    net::co_spawn(m.ioc, m.sample_loop(), log_failure("CPU sampler"));
+    net::co_spawn(m.ioc, m.publish_loop(), log_failure("stats stream"));
 
     auto ep = m.acceptor.local_endpoint();
     spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {})", duet::version,

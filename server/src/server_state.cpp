@@ -5,8 +5,22 @@
 
 namespace duet::server {
 
-server_state::server_state(const duet::config& c, worker_pool& p)
-    : cfg{c}, pool{p}, routes{make_endpoints(c)}, index_body{make_index(routes)}
+namespace {
+
+std::vector<std::string> paths(const router& r)
+{
+    std::vector<std::string> out;
+    for (const auto& e : r.endpoints()) {
+        out.push_back(e.path);
+    }
+    return out;
+}
+
+} // namespace
+
+server_state::server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance)
+    : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c)},
+      index_body{make_index(routes)}, stats{c, paths(routes), allowance.usable}
 {}
 
 void server_state::session_ended(const std::exception_ptr& e)

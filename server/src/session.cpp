@@ -1,12 +1,14 @@
 #include <duet/server/request_handler.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
+#include <duet/server/stats.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -96,11 +98,50 @@ net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
 }
 
 void log_access(server_state& st, const std::string& peer, const request& req, const response& res,
-                steady_clock::time_point received)
+                steady_clock::time_point received, steady_clock::time_point done)
 {
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - received).count();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - received).count();
     st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, req.method_string(), req.target(),
                         req.version() / 10, req.version() % 10, res.result_int(), res.body().size(), us);
+}
+
+// Why a read or write failed, as a close reason: the expected ends of a connection, told apart for /stats.
+close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, const server_state& st)
+{
+    if (ec == beast::error::timeout) {
+        return on_timeout;
+    }
+    if (ec == net::error::operation_aborted) {
+        return st.draining ? close_reason::drain : close_reason::error;
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof) {
+        return close_reason::client;
+    }
+    return close_reason::error;
+}
+
+// /stats/stream, after its header: one server-sent event per snapshot until the client goes, the drain ends
+// the feed, or a write misses its deadline (a subscriber that does not read is dropped, not buffered for).
+// The handler reserved the subscriber's slot; this releases it.
+net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_state& st, bool header_written)
+{
+    const auto write_timeout = milliseconds{st.cfg.server.write_timeout_ms};
+    std::uint64_t seen = 0;
+    // The first event at once, so that a subscriber need not wait a whole interval for data.
+    event_feed::message msg =
+        header_written ? std::make_shared<const std::string>(stats_event(st)) : event_feed::message{};
+    close_reason reason = header_written ? close_reason::drain : close_reason::error;
+    while (msg) {
+        stream.expires_after(write_timeout);
+        auto [ec, n] = co_await net::async_write(stream, net::buffer(*msg), use_tuple);
+        if (ec) {
+            reason = reason_for(ec, close_reason::write_timeout, st);
+            break;
+        }
+        msg = co_await st.feed.next(seen);
+    }
+    --st.stats.stream_subscribers;
+    co_return reason;
 }
 
 } // namespace
@@ -117,11 +158,13 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
     connection conn{stream};
     st.connections.push_back(conn);
     beast::flat_buffer buffer;
+    close_reason reason = close_reason::client;
 
     for (;;) {
         if (buffer.size() == 0) {
             // Between requests: the keep-alive wait, which the idle deadline or a drain may end.
             if (st.draining) {
+                reason = close_reason::drain;
                 break;
             }
             conn.idle = true;
@@ -129,7 +172,8 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
             conn.idle = false;
             if (ec) {
-                break; // the client closed, stayed idle too long, or the drain closed us: normal ends
+                reason = reason_for(ec, close_reason::idle_timeout, st);
+                break;
             }
             buffer.commit(n);
         }
@@ -140,29 +184,50 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
         stream.expires_after(milliseconds{sc.header_timeout_ms});
         auto [read_ec, read_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
         if (read_ec) {
+            reason = reason_for(read_ec, close_reason::read_timeout, st);
             if (auto refusal = refusal_for(read_ec, sc)) {
+                reason = close_reason::bad_request;
+                auto received = steady_clock::now();
+                st.stats.request_started(st.stats.other());
                 request dummy{http::verb::get, "/", 11};
                 dummy.keep_alive(false);
                 auto res = error_response(st, dummy, *refusal);
                 stream.expires_after(milliseconds{sc.write_timeout_ms});
                 co_await http::async_write(stream, res, use_tuple); // best effort: we close either way
+                auto now = steady_clock::now();
+                st.stats.request_finished(st.stats.other(), res.result_int(), now - received, now);
                 co_await linger(stream, milliseconds{sc.linger_timeout_ms});
             }
             break;
         }
         auto received = steady_clock::now();
         const request& req = parser.get();
-        auto res = co_await handle_request(st, req, received);
+        request_tally tally;
+        auto res = co_await handle_request(st, req, received, tally);
 
         stream.expires_after(milliseconds{sc.write_timeout_ms});
         auto [write_ec, written] = co_await http::async_write(stream, res, use_tuple);
-        if (st.access_log) {
-            log_access(st, peer, req, res, received);
+        if (tally.stream) {
+            reason = co_await stream_events(stream, st, !write_ec);
         }
-        if (write_ec || !res.keep_alive()) {
-            break; // a client that stopped reading, or one that asked to close
+        auto now = steady_clock::now();
+        st.stats.request_finished(tally.endpoint, res.result_int(), now - received, now);
+        if (st.access_log) {
+            log_access(st, peer, req, res, received, now);
+        }
+        if (tally.stream) {
+            break; // an event stream ends its connection; stream_events said why
+        }
+        if (write_ec) {
+            reason = reason_for(write_ec, close_reason::write_timeout, st);
+            break;
+        }
+        if (!res.keep_alive()) {
+            reason = st.draining ? close_reason::drain : close_reason::client;
+            break;
         }
     }
+    st.stats.connection_closed(reason);
     // Send FIN so the client reads a clean end of stream; errors here (already closed) change nothing.
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -187,6 +252,7 @@ net::awaitable<void> run_listener(tcp::acceptor& acceptor, server_state& st)
         beast::error_code ignored; // a socket that is already gone fails here and then in its first read
         socket.set_option(tcp::no_delay{true}, ignored);
         ++st.open_connections;
+        ++st.stats.connections_accepted;
         net::co_spawn(ex, run_session(std::move(socket), st),
                       [&st](const std::exception_ptr& e) { st.session_ended(e); });
     }

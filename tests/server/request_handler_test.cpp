@@ -21,7 +21,10 @@ using duet::server::response;
 class RequestHandler : public ::testing::Test
 {
 protected:
-    RequestHandler() : pool_{2, 8}, st_{cfg_, pool_} { st_.io_thread = duet::thread_ident::current(); }
+    RequestHandler() : pool_{2, 8}, st_{cfg_, pool_, duet::cpu_allowance{}}
+    {
+        st_.io_thread = duet::thread_ident::current();
+    }
 
     response handle(http::verb method, std::string target,
                     std::vector<std::pair<std::string, std::string>> headers = {})
@@ -31,7 +34,7 @@ protected:
             req.set(k, v);
         }
         std::optional<response> res;
-        net::co_spawn(ioc_, duet::server::handle_request(st_, req, std::chrono::steady_clock::now()),
+        net::co_spawn(ioc_, duet::server::handle_request(st_, req, std::chrono::steady_clock::now(), tally_),
                       [&](std::exception_ptr e, response r) {
                           if (e) {
                               std::rethrow_exception(e);
@@ -49,6 +52,7 @@ protected:
     duet::server::worker_pool pool_;
     duet::server::server_state st_;
     net::io_context ioc_;
+    duet::server::request_tally tally_;
 };
 
 TEST_F(RequestHandler, SleepReportsTheEventLoopModelAndNoWorker)

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -176,6 +177,87 @@ std::vector<http_reply> get_concurrently(std::uint16_t port, const std::vector<s
     }
     ioc.run();
     return replies;
+}
+
+struct event_stream::impl
+{
+    net::io_context ioc;
+    beast::tcp_stream stream{ioc};
+    std::string pending; // bytes read and not yet returned
+
+    // Reads more bytes into pending; false on close, error or timeout.
+    bool read_more(std::chrono::milliseconds timeout)
+    {
+        auto op = [&]() -> net::awaitable<bool> {
+            std::array<char, 8192> chunk{};
+            stream.expires_after(timeout);
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(chunk), use_tuple);
+            pending.append(chunk.data(), n);
+            co_return !ec;
+        };
+        return run_blocking(ioc, op());
+    }
+};
+
+event_stream::event_stream(std::uint16_t port, std::string_view target, int receive_buffer,
+                           std::chrono::milliseconds timeout)
+    : impl_{std::make_unique<impl>()}
+{
+    auto& m = *impl_;
+    m.stream.socket().open(tcp::v4());
+    if (receive_buffer > 0) {
+        m.stream.socket().set_option(net::socket_base::receive_buffer_size{receive_buffer});
+    }
+    m.stream.expires_after(timeout);
+    m.stream.connect(loopback(port));
+    std::string req =
+        "GET " + std::string{target} + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
+    net::write(m.stream.socket(), net::buffer(req));
+    while (m.pending.find("\r\n\r\n") == std::string::npos) {
+        if (!m.read_more(timeout)) {
+            head_ = m.pending;
+            return;
+        }
+    }
+    auto end = m.pending.find("\r\n\r\n");
+    head_ = m.pending.substr(0, end + 4);
+    m.pending.erase(0, end + 4);
+}
+
+event_stream::~event_stream() = default;
+
+std::optional<std::string> event_stream::next(std::chrono::milliseconds timeout)
+{
+    auto& m = *impl_;
+    auto deadline = steady_clock::now() + timeout;
+    for (;;) {
+        auto end = m.pending.find("\n\n");
+        if (end != std::string::npos) {
+            auto event = m.pending.substr(0, end);
+            m.pending.erase(0, end + 2);
+            return event;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+        if (left <= 0ms || !m.read_more(left)) {
+            return std::nullopt;
+        }
+    }
+}
+
+bool event_stream::wait_closed(std::chrono::milliseconds timeout)
+{
+    auto& m = *impl_;
+    auto deadline = steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+        if (left <= 0ms) {
+            return false;
+        }
+        m.pending.clear();
+        if (!m.read_more(left)) {
+            return steady_clock::now() < deadline;
+        }
+    }
 }
 
 raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::milliseconds timeout)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,33 @@ http_reply http_get(std::uint16_t port, std::string_view target, std::chrono::mi
 /// Every target at once, each on its own connection, from one client thread; replies in the order of targets.
 std::vector<http_reply> get_concurrently(std::uint16_t port, const std::vector<std::string>& targets,
                                          std::chrono::milliseconds timeout = 60s);
+
+/// A client of a server-sent-events endpoint: sends the GET, reads the header, then one event at a time.
+class event_stream
+{
+public:
+    /// receive_buffer > 0 sets SO_RCVBUF before connecting (a small one makes a reader that stalls stall
+    /// soon).
+    event_stream(std::uint16_t port, std::string_view target, int receive_buffer = 0,
+                 std::chrono::milliseconds timeout = 10s);
+    ~event_stream();
+    event_stream(const event_stream&) = delete;
+    event_stream& operator=(const event_stream&) = delete;
+
+    /// The status line and header block, as received.
+    const std::string& head() const { return head_; }
+
+    /// The next event's text (its lines, without the blank line that ends it); nullopt on close or timeout.
+    std::optional<std::string> next(std::chrono::milliseconds timeout = 10s);
+
+    /// Reads and discards until the server closes the connection; true if it did within timeout.
+    bool wait_closed(std::chrono::milliseconds timeout);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+    std::string head_;
+};
 
 /// Writes raw bytes on a new connection, then reads until the server closes it or the timeout passes.
 struct raw_reply

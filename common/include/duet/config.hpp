@@ -46,6 +46,18 @@ struct limits_config
     std::int64_t max_fib_n = 45;
 };
 
+/// What the server measures about itself: /stats, /stats/stream and /metrics.
+struct stats_config
+{
+    bool enabled = true;
+    std::int64_t window_ms = 10000;
+    std::int64_t loop_probe_interval_ms = 10;
+    std::int64_t loop_stall_threshold_ms = 50;
+    std::int64_t sample_interval_ms = 1000;
+    std::int64_t stream_interval_ms = 1000;
+    std::int64_t max_stream_subscribers = 64;
+};
+
 struct log_config
 {
     std::string level = "info";
@@ -59,6 +71,7 @@ struct config
     server_config server;
     pool_config pool;
     limits_config limits;
+    stats_config stats;
     log_config log;
 };
 
@@ -146,6 +159,27 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"limits.max_fib_n", "",
                "Largest n accepted by /cpu/fib (naive recursion: cost grows 1.6x per step).", 1, 92},
       c.limits.max_fib_n);
+    f(key_info{"stats.enabled", "",
+               "Record per-request statistics (counts, latency histograms); off only to measure what they "
+               "cost."},
+      c.stats.enabled);
+    f(key_info{"stats.window_ms", "ms", "The sliding window of the 'recent' latency percentiles in /stats.",
+               1000, 3600000},
+      c.stats.window_ms);
+    f(key_info{"stats.loop_probe_interval_ms", "ms",
+               "How often the event-loop probe timer fires; its lateness is the loop's lag.", 1, 1000},
+      c.stats.loop_probe_interval_ms);
+    f(key_info{"stats.loop_stall_threshold_ms", "ms",
+               "A probe later than this counts as an event-loop stall.", 1, 60000},
+      c.stats.loop_stall_threshold_ms);
+    f(key_info{"stats.sample_interval_ms", "ms",
+               "How often CPU usage per core, process and thread is read from /proc.", 100, 60000},
+      c.stats.sample_interval_ms);
+    f(key_info{"stats.stream_interval_ms", "ms", "How often /stats/stream sends a snapshot.", 10, 60000},
+      c.stats.stream_interval_ms);
+    f(key_info{"stats.max_stream_subscribers", "connections",
+               "Concurrent /stats/stream subscribers; one more gets 503.", 0, 10000},
+      c.stats.max_stream_subscribers);
     f(key_info{"log.level", "", "Least severe log level written.", 0, 0, log_levels}, c.log.level);
     f(key_info{"log.access", "", "Write one access-log line per request (off: it costs throughput)."},
       c.log.access);

@@ -105,6 +105,9 @@ public:
     /// The values recorded within the last window before now (merged from the slots).
     histogram recent(std::chrono::steady_clock::time_point now) const;
 
+    /// Adds the recent window's values to out: recent() without allocating, for callers that reuse out.
+    void merge_recent_into(histogram& out, std::chrono::steady_clock::time_point now) const noexcept;
+
     std::chrono::milliseconds window() const noexcept { return slot_ * static_cast<int>(slots); }
 
 private:

@@ -35,6 +35,7 @@ struct endpoint
     std::vector<param_spec> params;
     report_handler handler = nullptr;
     plain_handler plain = nullptr;
+    bool streams = false; ///< a 200 to GET is the header of an event stream that the session then writes
 };
 
 /// Maps (method, target) to an endpoint and its validated parameters. Built once; immutable after that.
@@ -53,7 +54,16 @@ public:
     boost::system::result<match, http_error> route(boost::beast::http::verb method,
                                                    std::string_view target) const;
 
+    /// The endpoint at the target's path (the query is ignored), or null.
+    const endpoint* find(std::string_view target) const noexcept;
+
     const std::vector<endpoint>& endpoints() const noexcept { return endpoints_; }
+
+    /// The position of ep in endpoints().
+    std::size_t index_of(const endpoint* ep) const noexcept
+    {
+        return static_cast<std::size_t>(ep - endpoints_.data());
+    }
 
 private:
     std::vector<endpoint> endpoints_;

@@ -1,8 +1,11 @@
 #pragma once
 
 #include <duet/config.hpp>
+#include <duet/cpu_allowance.hpp>
+#include <duet/server/event_feed.hpp>
 #include <duet/server/report.hpp>
 #include <duet/server/router.hpp>
+#include <duet/server/stats.hpp>
 #include <duet/server/worker_pool.hpp>
 #include <duet/thread_info.hpp>
 
@@ -37,15 +40,18 @@ using connection_list = boost::intrusive::list<connection, boost::intrusive::con
 /// locks: workers receive a job and hand back an outcome, nothing more.
 struct server_state
 {
-    server_state(const duet::config& c, worker_pool& p);
+    server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance);
 
     const duet::config& cfg;
     worker_pool& pool;
+    cpu_allowance cpus;
     router routes;
     std::string index_body; ///< GET /, built once from the routes
     request_ids ids;
     thread_ident io_thread;                     ///< set when the server starts running
     std::shared_ptr<spdlog::logger> access_log; ///< null when the access log is off
+    server_stats stats;
+    event_feed feed; ///< /stats snapshots for /stats/stream subscribers
 
     // Connections and the drain.
     connection_list connections;

@@ -242,6 +242,31 @@ TEST(StatsStream, SubscriberReceivesSnapshotsInOrder)
     }
 }
 
+TEST(StatsStream, ManySubscribersDoNotSlowRequestHandling)
+{
+    auto cfg = duet::test::test_config();
+    cfg.stats.stream_interval_ms = 50;
+    running_server server{cfg};
+    std::vector<std::unique_ptr<duet::test::event_stream>> subscribers;
+    for (int i = 0; i < 40; ++i) {
+        subscribers.push_back(std::make_unique<duet::test::event_stream>(server.port(), "/stats/stream"));
+    }
+    // While 40 subscribers get 20 snapshots a second, 300 overlapping waits still finish together.
+    std::vector<std::string> targets(300, "/io/sleep?ms=300");
+    auto start = std::chrono::steady_clock::now();
+    auto replies = duet::test::get_concurrently(server.port(), targets);
+    auto wall = std::chrono::steady_clock::now() - start;
+    for (const auto& r : replies) {
+        ASSERT_EQ(r.status, 200U) << r.error;
+    }
+    EXPECT_LT(wall, 2s);
+    for (auto& sub : subscribers) {
+        for (int i = 0; i < 3; ++i) {
+            ASSERT_TRUE(sub->next(5s)) << "a subscriber stopped receiving";
+        }
+    }
+}
+
 TEST(StatsStream, SubscribersBeyondTheLimitGet503AndTheDrainEndsStreams)
 {
     auto cfg = duet::test::test_config();

@@ -126,6 +126,10 @@ close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, co
 net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_state& st, bool header_written)
 {
     const auto write_timeout = milliseconds{st.cfg.server.write_timeout_ms};
+    // A fixed send buffer: the kernel's autotuning would let a stalled subscriber sit on megabytes.
+    beast::error_code ignored; // a refusal leaves the kernel's default, which the write deadline still bounds
+    stream.socket().set_option(
+        net::socket_base::send_buffer_size{static_cast<int>(st.cfg.stats.stream_send_buffer_bytes)}, ignored);
     std::uint64_t seen = 0;
     // The first event at once, so that a subscriber need not wait a whole interval for data.
     event_feed::message msg =

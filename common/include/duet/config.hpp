@@ -56,6 +56,7 @@ struct stats_config
     std::int64_t sample_interval_ms = 1000;
     std::int64_t stream_interval_ms = 1000;
     std::int64_t max_stream_subscribers = 64;
+    std::int64_t stream_send_buffer_bytes = 65536;
 };
 
 struct log_config
@@ -180,6 +181,12 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"stats.max_stream_subscribers", "connections",
                "Concurrent /stats/stream subscribers; one more gets 503.", 0, 10000},
       c.stats.max_stream_subscribers);
+    f(key_info{"stats.stream_send_buffer_bytes", "bytes",
+               "Kernel send buffer of each /stats/stream connection (SO_SNDBUF): how much a subscriber that "
+               "stops "
+               "reading can leave unsent before its write waits, and then times out.",
+               4096, 16777216},
+      c.stats.stream_send_buffer_bytes);
     f(key_info{"log.level", "", "Least severe log level written.", 0, 0, log_levels}, c.log.level);
     f(key_info{"log.access", "", "Write one access-log line per request (off: it costs throughput)."},
       c.log.access);

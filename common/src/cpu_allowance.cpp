@@ -137,6 +137,21 @@ std::string cpu_allowance::describe() const
     return out.str();
 }
 
+std::vector<int> affinity_cpus()
+{
+    std::vector<int> cpus;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (std::size_t cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+            if (CPU_ISSET(cpu, &set)) {
+                cpus.push_back(static_cast<int>(cpu));
+            }
+        }
+    }
+    return cpus;
+}
+
 cpu_allowance detect_cpu_allowance(const fs::path& root)
 {
     cpu_allowance a;

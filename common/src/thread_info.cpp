@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +30,24 @@ std::string current_thread_name()
 std::int64_t current_thread_id()
 {
     return static_cast<std::int64_t>(gettid());
+}
+
+bool pin_current_thread(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<std::size_t>(cpu), &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+bool set_current_thread_nice(int nice)
+{
+    return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) == 0;
+}
+
+int current_thread_nice()
+{
+    return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
 }
 
 int current_core()

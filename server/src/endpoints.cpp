@@ -84,18 +84,34 @@ response stats_stream(server_state& st, const request& req)
     return res;
 }
 
-param_spec mode_param()
+param_spec mode_param(bool splittable)
 {
-    return param_spec{.name = "mode",
-                      .fallback = 0,
-                      .choices = {"pool", "inline"},
-                      .doc = "pool: run on a worker thread while the I/O thread serves others (parallelism); "
-                             "inline: run on the I/O thread and stall every connection meanwhile"};
+    std::vector<std::string> choices{"pool", "inline"};
+    std::string doc = "pool: run on a worker thread while the I/O thread serves others (parallelism across "
+                      "requests); inline: run on the I/O thread and stall every connection meanwhile";
+    if (splittable) {
+        choices.emplace_back("split");
+        doc += "; split: cut the work into `parts` jobs that run on the pool at once (parallelism within one "
+               "request)";
+    }
+    return param_spec{.name = "mode", .fallback = 0, .choices = std::move(choices), .doc = std::move(doc)};
+}
+
+param_spec parts_param(const duet::limits_config& lim, unsigned workers)
+{
+    return param_spec{.name = "parts",
+                      .min = 1,
+                      .max = lim.max_parts,
+                      .fallback = std::min<std::int64_t>(workers, lim.max_parts),
+                      .unit = "parts",
+                      .doc =
+                          "with mode=split: how many jobs to cut the work into (default: the pool's workers)",
+                      .limit_key = "limits.max_parts"};
 }
 
 } // namespace
 
-std::vector<endpoint> make_endpoints(const duet::config& cfg)
+std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
 {
     const auto& lim = cfg.limits;
     param_spec sleep_ms{.name = "ms",
@@ -153,15 +169,15 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg)
          nullptr});
     eps.push_back(
         {"/cpu/primes",
-         "worker-pool or inline",
+         "worker-pool, inline or split",
          "parallelism: counts primes <= n by trial division on a worker thread (or inline on the I/O "
-         "thread, blocking it)",
+         "thread, blocking it; or split into parts of equal work that run on the pool at once)",
          {param_spec{.name = "n",
                      .min = 0,
                      .max = lim.max_primes_n,
                      .doc = "count the primes up to n",
                      .limit_key = "limits.max_primes_n"},
-          mode_param()},
+          mode_param(true), parts_param(lim, workers)},
          cpu_primes,
          nullptr});
     eps.push_back(
@@ -174,8 +190,34 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg)
                      .max = lim.max_fib_n,
                      .doc = "compute F(n); each step costs about 1.6x the one before",
                      .limit_key = "limits.max_fib_n"},
-          mode_param()},
+          mode_param(false)},
          cpu_fib,
+         nullptr});
+    eps.push_back(
+        {"/cpu/mandelbrot",
+         "worker-pool, inline or split",
+         "parallelism: renders a size x size Mandelbrot image; split deals its rows out to parts that run "
+         "on the pool at once. format=pgm returns the image",
+         {param_spec{.name = "size",
+                     .min = 1,
+                     .max = lim.max_mandelbrot_size,
+                     .unit = "pixels",
+                     .doc = "width and height of the image",
+                     .limit_key = "limits.max_mandelbrot_size"},
+          param_spec{.name = "iter",
+                     .min = 1,
+                     .max = lim.max_mandelbrot_iter,
+                     .fallback = std::min<std::int64_t>(500, lim.max_mandelbrot_iter),
+                     .unit = "iterations",
+                     .doc = "most iterations per point before it counts as in the set",
+                     .limit_key = "limits.max_mandelbrot_iter"},
+          mode_param(true), parts_param(lim, workers),
+          param_spec{.name = "format",
+                     .fallback = 0,
+                     .choices = {"json", "pgm"},
+                     .doc = "json: the result and report; pgm: the image itself (binary PGM), the figures in "
+                            "Server-Timing"}},
+         cpu_mandelbrot,
          nullptr});
     return eps;
 }

@@ -2,16 +2,29 @@
 #include <duet/server/kernels.hpp>
 #include <duet/server/server_state.hpp>
 
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+// GCC 12 pairs the aligned_alloc inside Asio's recycling frame allocator with the frame's operator delete and
+// warns, wrongly: that operator delete returns the memory to the same allocator. Seen only where a coroutine
+// here is inlined into another; the allocator is Asio's, not ours.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace duet::server {
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
+using std::chrono::steady_clock;
 
 namespace {
 
@@ -26,41 +39,64 @@ std::string describe(const std::exception_ptr& e)
     }
 }
 
-// Runs a CPU job where the request asks: on the pool (the I/O thread awaits it and serves others meanwhile),
-// or inline on the I/O thread, which then serves nobody else until the job ends: the anti-pattern, on
-// purpose.
-template <typename Job, typename ToJson>
-net::awaitable<handler_result> run_cpu(server_state& st, const param_values& p, Job job, ToJson to_json)
+http_error pool_saturated(const server_state& st)
 {
-    bool inline_mode = p.choice("mode") == "inline";
-    job_outcome<std::uint64_t> out;
+    return http_error{http::status::service_unavailable,
+                      "pool_saturated",
+                      "the worker pool's queue is full; retry later",
+                      {},
+                      static_cast<std::int64_t>(st.pool.queue_limit()),
+                      {},
+                      1};
+}
+
+http_error job_failed(const std::exception_ptr& e)
+{
+    auto what = describe(e);
+    spdlog::error("CPU job failed: {}", what);
+    return http_error{http::status::internal_server_error,
+                      "job_failed",
+                      "the job failed: " + what,
+                      {},
+                      std::nullopt,
+                      {},
+                      {}};
+}
+
+double micros(std::chrono::nanoseconds d)
+{
+    return static_cast<double>(d.count()) / 1000.0;
+}
+
+// The outcome of the CPU work of one request, however it ran.
+template <typename R>
+struct cpu_run
+{
+    R value{};
+    work_report work;
+    nlohmann::ordered_json split = nullptr;
+};
+
+template <typename R>
+using cpu_result = boost::system::result<cpu_run<R>, http_error>;
+
+// One job where the request asks: on the pool (the I/O thread awaits it and serves others meanwhile), or
+// inline on the I/O thread, which then serves nobody else until the job ends: the anti-pattern, on purpose.
+template <typename Job>
+net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inline_mode, Job job)
+{
+    job_outcome<std::invoke_result_t<Job&>> out;
     if (inline_mode) {
         out = run_measured(job);
     } else {
         out = co_await st.pool.async_submit(std::move(job), net::use_awaitable);
-    }
-    if (!inline_mode) {
-        st.stats.record_job(out.status, out.timing.queue(), std::chrono::steady_clock::now());
+        st.stats.record_job(out.status, out.timing.queue(), steady_clock::now());
     }
     if (out.status == job_status::rejected) {
-        co_return http_error{http::status::service_unavailable,
-                             "pool_saturated",
-                             "the worker pool's queue is full; retry later",
-                             {},
-                             static_cast<std::int64_t>(st.pool.queue_limit()),
-                             {},
-                             1};
+        co_return pool_saturated(st);
     }
     if (out.status == job_status::failed) {
-        auto what = describe(out.error);
-        spdlog::error("CPU job failed: {}", what);
-        co_return http_error{http::status::internal_server_error,
-                             "job_failed",
-                             "the job failed: " + what,
-                             {},
-                             std::nullopt,
-                             {},
-                             {}};
+        co_return job_failed(out.error);
     }
     work_report work{
         .model = inline_mode ? "inline" : "worker-pool",
@@ -71,7 +107,104 @@ net::awaitable<handler_result> run_cpu(server_state& st, const param_values& p, 
         .core_end = out.timing.core_end,
         .worker = out.worker,
     };
-    co_return handler_output{to_json(out.value), work};
+    co_return cpu_run<std::invoke_result_t<Job&>>{std::move(out.value), work};
+}
+
+// Fork-join: every part is a job on the pool, all submitted at once and awaited together (a parallel group),
+// so the request's coroutine is suspended, not blocking, while the parts run alongside other requests' jobs.
+// `merge` folds the parts' values in part order; `describe_part(i)` adds what part i covered to its report.
+template <typename Job, typename Merge, typename Describe>
+net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::vector<Job> jobs,
+                                                                 Merge merge, Describe describe_part)
+{
+    using value_type = std::invoke_result_t<Job&>;
+    using op_type = decltype(st.pool.async_submit(std::declval<Job>(), net::deferred));
+    std::vector<op_type> ops;
+    ops.reserve(jobs.size());
+    for (auto& job : jobs) {
+        ops.push_back(st.pool.async_submit(std::move(job), net::deferred));
+    }
+    auto submitted = steady_clock::now();
+    auto [order, outcomes] = co_await net::experimental::make_parallel_group(std::move(ops))
+                                 .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+    auto joined = steady_clock::now();
+
+    for (const auto& out : outcomes) {
+        st.stats.record_job(out.status, out.timing.queue(), joined);
+    }
+    // Every part has finished or been refused by now: nothing of this request is left on the pool.
+    for (const auto& out : outcomes) {
+        if (out.status == job_status::rejected) {
+            co_return pool_saturated(st);
+        }
+    }
+    for (const auto& out : outcomes) {
+        if (out.status == job_status::failed) {
+            co_return job_failed(out.error);
+        }
+    }
+
+    cpu_run<value_type> run;
+    auto first_start = outcomes.front().timing.started;
+    auto last_finish = outcomes.front().timing.finished;
+    std::chrono::nanoseconds part_service{};
+    nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        const auto& out = outcomes[i];
+        merge(run.value, out.value);
+        first_start = std::min(first_start, out.timing.started);
+        last_finish = std::max(last_finish, out.timing.finished);
+        part_service += out.timing.service();
+        run.work.cpu += out.timing.cpu;
+        nlohmann::ordered_json part = {{"part", i}};
+        describe_part(part, i);
+        part["worker"] = {{"name", out.worker->name}, {"tid", out.worker->tid}};
+        part["cores"] = {{"start", out.timing.core_start}, {"end", out.timing.core_end}};
+        part["queue_us"] = micros(out.timing.queue());
+        part["service_us"] = micros(out.timing.service());
+        part["cpu_time_us"] = micros(out.timing.cpu);
+        parts.push_back(std::move(part));
+    }
+    // The split phase runs from submission to the last part's end; queue is the wait for the first part.
+    auto wall = joined - submitted;
+    double speedup = wall.count() > 0
+                         ? static_cast<double>(part_service.count()) / static_cast<double>(wall.count())
+                         : 0.0;
+    run.work.model = "split";
+    run.work.queue = first_start - submitted;
+    run.work.service = last_finish - first_start;
+    run.work.core_start = outcomes.front().timing.core_start;
+    run.work.core_end = outcomes.back().timing.core_end;
+    run.split = {
+        {"parts", outcomes.size()},     {"wall_us", micros(wall)},
+        {"speedup", speedup},           {"efficiency", speedup / static_cast<double>(outcomes.size())},
+        {"per_part", std::move(parts)},
+    };
+    co_return run;
+}
+
+http_error parts_without_split()
+{
+    return http_error{http::status::bad_request,
+                      "invalid_param",
+                      "parts applies only with mode=split",
+                      "parts",
+                      std::nullopt,
+                      {},
+                      {}};
+}
+
+// One part of a split /cpu/primes: the primes in [lo, hi).
+struct primes_part
+{
+    std::uint64_t lo;
+    std::uint64_t hi;
+    std::uint64_t operator()() const { return kernels::count_primes_in(lo, hi); }
+};
+
+handler_output output(nlohmann::ordered_json result, work_report work, nlohmann::ordered_json split)
+{
+    return handler_output{std::move(result), work, std::move(split), std::nullopt};
 }
 
 } // namespace
@@ -79,21 +212,99 @@ net::awaitable<handler_result> run_cpu(server_state& st, const param_values& p, 
 net::awaitable<handler_result> cpu_primes(server_state& st, const param_values& p)
 {
     auto n = static_cast<std::uint64_t>(p.get("n"));
-    return run_cpu(
-        st, p, [n] { return kernels::count_primes(n); },
-        [n](std::uint64_t count) {
-            return nlohmann::ordered_json{{"n", n}, {"primes", count}};
+    auto mode = p.choice("mode");
+    if (mode != "split") {
+        if (p.given("parts")) {
+            co_return parts_without_split();
+        }
+        auto r = co_await run_one(st, mode == "inline", [n] { return kernels::count_primes(n); });
+        if (!r) {
+            co_return r.error();
+        }
+        co_return output({{"n", n}, {"primes", r->value}}, r->work, nullptr);
+    }
+    auto bounds = kernels::split_primes(n, static_cast<unsigned>(p.get("parts")));
+    std::vector<primes_part> jobs;
+    for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
+        jobs.push_back({bounds[i], bounds[i + 1]});
+    }
+    auto r = co_await run_split(
+        st, std::move(jobs), [](std::uint64_t& total, std::uint64_t part) { total += part; },
+        [&bounds](nlohmann::ordered_json& part, std::size_t i) {
+            part["range"] = {bounds[i], bounds[i + 1]};
         });
+    if (!r) {
+        co_return r.error();
+    }
+    co_return output({{"n", n}, {"primes", r->value}}, r->work, std::move(r->split));
 }
 
 net::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p)
 {
     auto n = static_cast<std::uint32_t>(p.get("n"));
-    return run_cpu(
-        st, p, [n] { return kernels::fib(n); },
-        [n](std::uint64_t value) {
-            return nlohmann::ordered_json{{"n", n}, {"value", value}};
-        });
+    auto r = co_await run_one(st, p.choice("mode") == "inline", [n] { return kernels::fib(n); });
+    if (!r) {
+        co_return r.error();
+    }
+    co_return output({{"n", n}, {"value", r->value}}, r->work, nullptr);
+}
+
+net::awaitable<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
+{
+    auto size = static_cast<std::uint32_t>(p.get("size"));
+    auto iter = static_cast<std::uint32_t>(p.get("iter"));
+    auto mode = p.choice("mode");
+    bool pgm = p.choice("format") == "pgm";
+    if (mode != "split" && p.given("parts")) {
+        co_return parts_without_split();
+    }
+    auto parts = mode == "split" ? static_cast<std::uint32_t>(p.get("parts")) : 1U;
+    if (parts > size) {
+        co_return http_error{http::status::bad_request,
+                             "out_of_range",
+                             "parts must not exceed size: every part renders whole rows",
+                             "parts",
+                             static_cast<std::int64_t>(size),
+                             {},
+                             {}};
+    }
+    // The image, when asked for, is shared by the parts: each writes only its own rows.
+    std::shared_ptr<std::vector<std::uint8_t>> image;
+    if (pgm) {
+        image = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(size) * size);
+    }
+    auto job = [size, iter, parts, image](std::uint32_t offset) {
+        return [size, iter, parts, image, offset] {
+            return kernels::mandelbrot_rows(size, iter, offset, parts, image ? image->data() : nullptr);
+        };
+    };
+    cpu_result<kernels::mandelbrot_result> r;
+    if (mode == "split") {
+        std::vector<decltype(job(0))> jobs;
+        for (std::uint32_t i = 0; i < parts; ++i) {
+            jobs.push_back(job(i));
+        }
+        r = co_await run_split(
+            st, std::move(jobs), [](kernels::mandelbrot_result& total, const auto& part) { total += part; },
+            [parts](nlohmann::ordered_json& part, std::size_t i) {
+                part["rows"] = {{"first", i}, {"stride", parts}};
+            });
+    } else {
+        r = co_await run_one(st, mode == "inline", job(0));
+    }
+    if (!r) {
+        co_return r.error();
+    }
+    auto out =
+        output({{"size", size}, {"iter", iter}, {"in_set", r->value.in_set}, {"checksum", r->value.checksum}},
+               r->work, std::move(r->split));
+    if (pgm) {
+        // Binary PGM (P5): a header, then one byte per pixel, row by row; any image viewer opens it.
+        auto data = fmt::format("P5\n{} {}\n255\n", size, size);
+        data.append(image->begin(), image->end());
+        out.binary = binary_body{"image/x-portable-graymap", std::move(data)};
+    }
+    co_return out;
 }
 
 } // namespace duet::server

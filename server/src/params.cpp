@@ -110,6 +110,11 @@ std::int64_t param_values::get(std::string_view name) const
     return values_.at(index_of(name));
 }
 
+bool param_values::given(std::string_view name) const
+{
+    return given_.test(index_of(name));
+}
+
 std::string_view param_values::choice(std::string_view name) const
 {
     auto i = index_of(name);
@@ -207,7 +212,7 @@ boost::system::result<param_values, http_error> parse_params(std::string_view qu
         if (!v) {
             return v.error();
         }
-        values.set(index, *v);
+        values.set(index, *v, true);
     }
     for (std::size_t i = 0; i < specs.size(); ++i) {
         if (seen.test(i)) {
@@ -220,7 +225,7 @@ boost::system::result<param_values, http_error> parse_params(std::string_view qu
                                    (spec.is_choice() ? "one of " + choices_text(spec) : range_text(spec)),
                                spec, spec.is_choice() ? std::nullopt : std::optional<std::int64_t>{spec.max});
         }
-        values.set(i, *spec.fallback);
+        values.set(i, *spec.fallback, false);
     }
     return values;
 }

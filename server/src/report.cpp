@@ -46,6 +46,9 @@ std::string report_body(const report_context& ctx, const handler_output& out)
         {"cores", {{"start", w.core_start}, {"end", w.core_end}}},
         {"cpu_time_us", micros(w.cpu)},
     };
+    if (!out.split.is_null()) {
+        report["split"] = out.split;
+    }
     nlohmann::ordered_json body = {{"result", out.result}, {"report", std::move(report)}};
     return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }

@@ -81,8 +81,17 @@ boost::asio::awaitable<response> handle_request(server_state& st, const request&
     if (!out) {
         co_return error_with_id(st, req, out.error(), id, total);
     }
-    report_context ctx{id, ep.path, match->params.to_json(), &st.io_thread, total};
-    auto res = json_response(http::status::ok, report_body(ctx, *out), req, id);
+    response res;
+    if (out->binary) {
+        res = response{http::status::ok, req.version()};
+        res.set(http::field::content_type, out->binary->content_type);
+        res.set("X-Request-Id", id);
+        res.body() = std::move(out->binary->data);
+        res.prepare_payload();
+    } else {
+        report_context ctx{id, ep.path, match->params.to_json(), &st.io_thread, total};
+        res = json_response(http::status::ok, report_body(ctx, *out), req, id);
+    }
     res.set("Server-Timing", server_timing(out->work.queue, out->work.service, total));
     co_return finish(st, req, std::move(res));
 }

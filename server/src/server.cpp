@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -28,6 +29,27 @@ namespace {
 unsigned worker_count(const duet::config& cfg, const cpu_allowance& cpus)
 {
     return cfg.pool.workers > 0 ? static_cast<unsigned>(cfg.pool.workers) : cpus.usable;
+}
+
+pool_placement placement(const duet::config& cfg)
+{
+    return {cfg.pool.pin_workers, static_cast<int>(cfg.pool.nice)};
+}
+
+// One line on where the workers ended up, when placement was asked for: pinning and nice are best effort.
+void log_placement(const duet::config& cfg, const worker_pool& pool)
+{
+    if (!cfg.pool.pin_workers && cfg.pool.nice == 0) {
+        return;
+    }
+    std::string where;
+    for (const auto& w : pool.workers()) {
+        where += fmt::format(
+            "{}{} on {} nice {}", where.empty() ? "" : ", ", w.ident.name,
+            w.pinned_cpu >= 0 ? "cpu " + std::to_string(w.pinned_cpu) : std::string{"any cpu"}, w.nice);
+    }
+    spdlog::info("worker placement (pool.pin_workers={}, pool.nice={}): {}", cfg.pool.pin_workers,
+                 cfg.pool.nice, where);
 }
 
 tcp::endpoint listen_endpoint(const duet::server_config& sc)
@@ -61,9 +83,8 @@ void log_exception(const char* what, const std::exception_ptr& e)
 struct server::impl
 {
     explicit impl(duet::config c)
-        : cfg{std::move(c)}, cpus{detect_cpu_allowance()}, pool{worker_count(cfg, cpus),
-                                                                static_cast<std::size_t>(
-                                                                    cfg.pool.queue_limit)},
+        : cfg{std::move(c)}, cpus{detect_cpu_allowance()},
+          pool{worker_count(cfg, cpus), static_cast<std::size_t>(cfg.pool.queue_limit), placement(cfg)},
           st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
         auto ep = listen_endpoint(cfg.server);
@@ -229,6 +250,7 @@ void server::run()
     auto ep = m.acceptor.local_endpoint();
     spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {})", duet::version,
                  ep.address().to_string(), ep.port(), m.pool.size(), m.cpus.describe());
+    log_placement(m.cfg, m.pool);
     m.ioc.run();
     m.pool.stop();
     spdlog::info("duet-server stopped");

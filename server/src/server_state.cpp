@@ -19,7 +19,7 @@ std::vector<std::string> paths(const router& r)
 } // namespace
 
 server_state::server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance)
-    : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c)},
+    : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c, p.size())},
       index_body{make_index(routes)}, stats{c, paths(routes), allowance.usable}
 {}
 

@@ -230,6 +230,8 @@ nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now
     for (const auto& w : st.pool.workers()) {
         workers.push_back({{"name", w.ident.name},
                            {"tid", w.ident.tid},
+                           {"pinned_cpu", w.pinned_cpu >= 0 ? nlohmann::ordered_json(w.pinned_cpu) : nullptr},
+                           {"nice", w.nice},
                            {"busy", w.busy},
                            {"jobs", w.jobs},
                            {"busy_s", std::chrono::duration<double>(w.busy_time).count()},

@@ -1,23 +1,27 @@
 #include <duet/server/worker_pool.hpp>
 
+#include <duet/cpu_allowance.hpp>
+
 #include <algorithm>
 #include <latch>
 #include <string>
 
 namespace duet::server {
 
-worker_pool::worker_pool(unsigned workers, std::size_t queue_limit)
-    : queue_limit_{queue_limit},
-      idents_(std::max(1U, workers)), counters_{std::make_unique<worker_counters[]>(idents_.size())}
+worker_pool::worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where)
+    : queue_limit_{queue_limit}, idents_(std::max(1U, workers)), pinned_(idents_.size(), -1),
+      nice_(idents_.size(), 0), counters_{std::make_unique<worker_counters[]>(idents_.size())}
 {
-    // Return only once every worker has named itself: from then on `top -H` and the workers' identities in
-    // reports are complete.
-    std::latch named{static_cast<std::ptrdiff_t>(idents_.size())};
+    // Return only once every worker has named and placed itself: from then on `top -H`, the workers'
+    // identities in reports and their placement are complete.
+    std::latch ready{static_cast<std::ptrdiff_t>(idents_.size())};
+    const auto cpus = affinity_cpus();
     threads_.reserve(idents_.size());
     for (unsigned i = 0; i < idents_.size(); ++i) {
-        threads_.emplace_back([this, i, &named] { worker_main(i, named); });
+        int cpu = where.pin && !cpus.empty() ? cpus[i % cpus.size()] : -1;
+        threads_.emplace_back([this, i, &ready, where, cpu] { worker_main(i, ready, where, cpu); });
     }
-    named.wait();
+    ready.wait();
 }
 
 worker_pool::~worker_pool()
@@ -64,11 +68,19 @@ void worker_pool::stop()
     // `abandoned` is destroyed here, on the stopping thread: their handlers are dropped, never invoked.
 }
 
-void worker_pool::worker_main(unsigned index, std::latch& named)
+void worker_pool::worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu)
 {
     set_current_thread_name("duet-w" + std::to_string(index));
     idents_[index] = thread_ident::current();
-    named.count_down();
+    // Placement is best effort: a refusal leaves the worker where the kernel puts it, and workers() says so.
+    if (cpu >= 0 && pin_current_thread(cpu)) {
+        pinned_[index] = cpu;
+    }
+    if (where.nice != 0) {
+        set_current_thread_nice(where.nice);
+    }
+    nice_[index] = current_thread_nice();
+    ready.count_down();
     for (;;) {
         std::unique_ptr<job> j;
         {
@@ -98,7 +110,7 @@ std::vector<worker_pool::worker_view> worker_pool::workers() const
     out.reserve(idents_.size());
     for (std::size_t i = 0; i < idents_.size(); ++i) {
         const auto& c = counters_[i];
-        out.push_back({idents_[i], c.busy.load(std::memory_order_relaxed),
+        out.push_back({idents_[i], pinned_[i], nice_[i], c.busy.load(std::memory_order_relaxed),
                        c.jobs.load(std::memory_order_relaxed),
                        std::chrono::nanoseconds{c.busy_ns.load(std::memory_order_relaxed)},
                        std::chrono::nanoseconds{c.cpu_ns.load(std::memory_order_relaxed)}});

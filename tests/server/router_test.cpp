@@ -13,7 +13,7 @@ using duet::server::router;
 
 router make_router(const duet::config& cfg = {})
 {
-    return router{duet::server::make_endpoints(cfg)};
+    return router{duet::server::make_endpoints(cfg, 2)};
 }
 
 TEST(Router, KnownPathsRouteWithTheirParameters)

@@ -35,6 +35,8 @@ struct pool_config
 {
     std::int64_t workers = 0; // 0: the CPUs this process may use
     std::int64_t queue_limit = 1024;
+    bool pin_workers = false;
+    std::int64_t nice = 0;
 };
 
 /// Per-request work limits: a request at the limit costs at most a few seconds.
@@ -44,6 +46,9 @@ struct limits_config
     std::int64_t max_fanout = 1000;
     std::int64_t max_primes_n = 10000000;
     std::int64_t max_fib_n = 45;
+    std::int64_t max_mandelbrot_size = 1024;
+    std::int64_t max_mandelbrot_iter = 2000;
+    std::int64_t max_parts = 64;
 };
 
 /// What the server measures about itself: /stats, /stats/stream and /metrics.
@@ -151,6 +156,18 @@ void for_each_key(Config& c, F&& f)
                "CPU jobs that may wait for a free worker; beyond it a request gets 503 with Retry-After.", 1,
                1000000},
       c.pool.queue_limit);
+    f(
+        key_info{
+            "pool.pin_workers", "",
+            "Pin worker i to the i-th CPU this process may use (sched_setaffinity), instead of letting the "
+            "kernel move it."},
+        c.pool.pin_workers);
+    f(key_info{"pool.nice", "",
+               "Nice value of the worker threads, 0 (normal) to 19 (lowest priority), so that the I/O thread "
+               "wins "
+               "a core that both want.",
+               0, 19},
+      c.pool.nice);
     f(key_info{"limits.max_sleep_ms", "ms", "Largest ms accepted by /io/sleep and /io/fanout.", 0, 86400000},
       c.limits.max_sleep_ms);
     f(key_info{"limits.max_fanout", "waits", "Largest n accepted by /io/fanout.", 1, 100000},
@@ -160,6 +177,15 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"limits.max_fib_n", "",
                "Largest n accepted by /cpu/fib (naive recursion: cost grows 1.6x per step).", 1, 92},
       c.limits.max_fib_n);
+    f(key_info{"limits.max_mandelbrot_size", "pixels",
+               "Largest size (the image is size x size) of /cpu/mandelbrot.", 1, 8192},
+      c.limits.max_mandelbrot_size);
+    f(key_info{"limits.max_mandelbrot_iter", "iterations", "Largest iter (per point) of /cpu/mandelbrot.", 1,
+               1000000},
+      c.limits.max_mandelbrot_iter);
+    f(key_info{"limits.max_parts", "parts",
+               "Largest parts of a split request (mode=split): jobs it puts on the pool.", 1, 1024},
+      c.limits.max_parts);
     f(key_info{"stats.enabled", "",
                "Record per-request statistics (counts, latency histograms); off only to measure what they "
                "cost."},

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace duet {
 
@@ -30,6 +31,9 @@ struct cpu_allowance
     /// One line for the start-up log, e.g. "2 usable (affinity 2 of 2 online, no cgroup quota)".
     std::string describe() const;
 };
+
+/// The CPUs in the calling thread's affinity mask, ascending (where workers may be pinned).
+std::vector<int> affinity_cpus();
 
 /// Detects the CPUs this process may use. Reads /proc and /sys once; call it at start-up, not per request.
 cpu_allowance detect_cpu_allowance(const std::filesystem::path& root = "/");

@@ -22,6 +22,16 @@ int current_core();
 /// CPU time the calling thread has consumed (CLOCK_THREAD_CPUTIME_ID). A system call: not free, but cheap.
 std::chrono::nanoseconds thread_cpu_time();
 
+/// Pins the calling thread to one CPU; false (errno kept) if the kernel refuses, e.g. a CPU outside the mask.
+bool pin_current_thread(int cpu);
+
+/// Sets the calling thread's nice value (Linux schedules threads individually; 0 is normal, 19 the lowest
+/// priority). Raising it needs no privilege; false if the kernel refuses.
+bool set_current_thread_nice(int nice);
+
+/// The calling thread's nice value.
+int current_thread_nice();
+
 /// A thread's identity as reports show it.
 struct thread_ident
 {

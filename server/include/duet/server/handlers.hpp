@@ -17,9 +17,10 @@ boost::asio::awaitable<handler_result> io_fanout(server_state& st, const param_v
 // CPU-bound: parallelism on the worker pool, or the loop blocked on purpose with mode=inline.
 boost::asio::awaitable<handler_result> cpu_primes(server_state& st, const param_values& p);
 boost::asio::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p);
+boost::asio::awaitable<handler_result> cpu_mandelbrot(server_state& st, const param_values& p);
 
-/// The endpoint table, with limits from the configuration.
-std::vector<endpoint> make_endpoints(const duet::config& cfg);
+/// The endpoint table, with limits from the configuration; `workers` is the default parts of a split request.
+std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers);
 
 /// The GET / body: every endpoint, its parameters with limits and defaults, and the model it demonstrates.
 std::string make_index(const router& routes);

@@ -6,6 +6,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <array>
+#include <bitset>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -45,7 +46,14 @@ public:
     /// The word chosen for a choice parameter.
     std::string_view choice(std::string_view name) const;
 
-    void set(std::size_t index, std::int64_t value) { values_.at(index) = value; }
+    /// True when the request gave the parameter, false when its default was used.
+    bool given(std::string_view name) const;
+
+    void set(std::size_t index, std::int64_t value, bool given)
+    {
+        values_.at(index) = value;
+        given_.set(index, given);
+    }
 
     /// {"ms": 300, "mode": "pool"}: what the report echoes back.
     nlohmann::ordered_json to_json() const;
@@ -55,6 +63,7 @@ private:
 
     std::span<const param_spec> specs_;
     std::array<std::int64_t, max_params> values_{};
+    std::bitset<max_params> given_;
 };
 
 /// Parses a query string ("ms=300&mode=pool", without '?') strictly against specs: unknown, duplicated,

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,10 +25,19 @@ struct work_report
 };
 
 /// A reporting handler's success: its result and how it ran.
+/// A response body that is not JSON (an image), sent instead of {"result", "report"}.
+struct binary_body
+{
+    std::string content_type;
+    std::string data;
+};
+
 struct handler_output
 {
     nlohmann::ordered_json result;
     work_report work;
+    nlohmann::ordered_json split = nullptr; ///< mode=split: parts, speedup, efficiency, every part
+    std::optional<binary_body> binary{};    ///< when set, the body; the report's figures stay in the headers
 };
 
 /// Everything the report says about one request besides the handler's output.

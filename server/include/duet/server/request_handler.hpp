@@ -22,7 +22,8 @@ struct request_tally
 /// The whole of request handling: route, validate, run the handler, build the response with its report and
 /// headers. A function from request to response that touches no socket, so tests can call it without a
 /// network. Runs on the I/O thread. `received` is when the request was fully read. It counts the request as
-/// started in its endpoint's statistics; the caller finishes it (request_finished) once the response is written.
+/// started in its endpoint's statistics; the caller finishes it (request_finished) once the response is
+/// written.
 boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
                                                 std::chrono::steady_clock::time_point received,
                                                 request_tally& tally);

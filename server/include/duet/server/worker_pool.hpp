@@ -22,6 +22,15 @@
 
 namespace duet::server {
 
+/// Where and how pool workers run. pin: worker i is pinned to the i-th CPU of the process's affinity mask
+/// (modulo its size). nice: the workers' nice value, 0 (normal) to 19, so that the I/O thread wins a busy
+/// core.
+struct pool_placement
+{
+    bool pin = false;
+    int nice = 0;
+};
+
 /// A fixed set of worker threads (named duet-w0, duet-w1, …) that run CPU jobs, fed by one bounded FIFO
 /// queue.
 ///
@@ -36,10 +45,10 @@ namespace duet::server {
 class worker_pool
 {
 public:
-    /// Starts `workers` threads (at least one) and returns once each has named itself. At most queue_limit
-    /// jobs wait for a free worker; a job beyond that completes at once with job_status::rejected (admission
-    /// control, not unbounded memory).
-    worker_pool(unsigned workers, std::size_t queue_limit);
+    /// Starts `workers` threads (at least one) and returns once each has named and placed itself. At most
+    /// queue_limit jobs wait for a free worker; a job beyond that completes at once with job_status::rejected
+    /// (admission control, not unbounded memory).
+    worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where = {});
     ~worker_pool();
 
     worker_pool(const worker_pool&) = delete;
@@ -56,6 +65,8 @@ public:
     struct worker_view
     {
         thread_ident ident;
+        int pinned_cpu = -1; ///< the CPU it is pinned to, or -1
+        int nice = 0;
         bool busy = false;
         std::uint64_t jobs = 0;
         std::chrono::nanoseconds busy_time{};
@@ -135,7 +146,7 @@ private:
     };
 
     void push(std::unique_ptr<job> j);
-    void worker_main(unsigned index, std::latch& named);
+    void worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu);
 
     // Written only by its worker, read by anyone: relaxed atomics, one cache line per worker so that workers
     // never share a line they write.
@@ -153,6 +164,8 @@ private:
     std::deque<std::unique_ptr<job>> queue_; // guarded by mutex_
     bool stopping_ = false;                  // guarded by mutex_
     std::vector<thread_ident> idents_;       // slot i written by worker i before the constructor returns
+    std::vector<int> pinned_;                // likewise: the CPU worker i is pinned to, or -1
+    std::vector<int> nice_;                  // likewise: its nice value
     std::unique_ptr<worker_counters[]> counters_;
     std::vector<std::thread> threads_;
 };

@@ -1,10 +1,11 @@
 # Shared by scripts/run and scripts/test: install what is missing, then build with a CMake preset.
 # shellcheck shell=bash
 
-# Everything duet needs to build, all from Debian 12's own packages (GoogleTest too: the build has tests).
+# Everything duet needs to build, all from Debian 12's own packages (GoogleTest and Google Benchmark too: the
+# build has tests and micro-benchmarks).
 DUET_BUILD_PACKAGES=(
   g++ cmake ninja-build
-  libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev
+  libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev
 )
 # What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics.
 DUET_TEST_PACKAGES=(prometheus)

@@ -33,7 +33,8 @@ unsigned worker_count(const duet::config& cfg, const cpu_allowance& cpus)
 
 pool_placement placement(const duet::config& cfg)
 {
-    return {cfg.pool.pin_workers, static_cast<int>(cfg.pool.nice)};
+    return {cfg.pool.pin_workers, static_cast<int>(cfg.pool.nice),
+            std::chrono::microseconds{cfg.pool.spin_us}};
 }
 
 // One line on where the workers ended up, when placement was asked for: pinning and nice are best effort.

@@ -8,6 +8,20 @@
 
 namespace duet::server {
 
+namespace {
+
+// Tells the CPU this is a spin-wait: it saves power and yields the core's pipeline to a sibling hyperthread.
+inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+} // namespace
+
 worker_pool::worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where)
     : queue_limit_{queue_limit}, idents_(std::max(1U, workers)), pinned_(idents_.size(), -1),
       nice_(idents_.size(), 0), counters_{std::make_unique<worker_counters[]>(idents_.size())}
@@ -38,17 +52,23 @@ std::size_t worker_pool::queued() const
 void worker_pool::push(std::unique_ptr<job> j)
 {
     j->enqueued = std::chrono::steady_clock::now();
+    bool wake = false;
     {
         std::lock_guard lock{mutex_};
         if (!stopping_ && queue_.size() < queue_limit_) {
             queue_.push_back(std::move(j));
+            pending_.store(queue_.size(), std::memory_order_release);
+            // A spinning worker will see pending_; only a sleeping one needs the (system-call) wake-up.
+            wake = sleepers_ > 0;
         }
     }
     if (j) {
         j->reject();
         return;
     }
-    wake_.notify_one();
+    if (wake) {
+        wake_.notify_one();
+    }
 }
 
 void worker_pool::stop()
@@ -57,7 +77,9 @@ void worker_pool::stop()
     {
         std::lock_guard lock{mutex_};
         stopping_ = true;
+        stopping_flag_.store(true, std::memory_order_release);
         abandoned.swap(queue_);
+        pending_.store(0, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& t : threads_) {
@@ -82,15 +104,25 @@ void worker_pool::worker_main(unsigned index, std::latch& ready, pool_placement 
     nice_[index] = current_thread_nice();
     ready.count_down();
     for (;;) {
+        // Poll briefly before sleeping: a job that arrives meanwhile starts without a wake-up.
+        auto spin_until = std::chrono::steady_clock::now() + where.spin;
+        while (pending_.load(std::memory_order_acquire) == 0 &&
+               !stopping_flag_.load(std::memory_order_acquire) &&
+               std::chrono::steady_clock::now() < spin_until) {
+            cpu_relax();
+        }
         std::unique_ptr<job> j;
         {
             std::unique_lock lock{mutex_};
+            ++sleepers_;
             wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            --sleepers_;
             if (stopping_) {
                 return;
             }
             j = std::move(queue_.front());
             queue_.pop_front();
+            pending_.store(queue_.size(), std::memory_order_release);
         }
         auto& c = counters_[index];
         c.busy.store(true, std::memory_order_relaxed);

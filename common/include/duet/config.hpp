@@ -37,6 +37,7 @@ struct pool_config
     std::int64_t queue_limit = 1024;
     bool pin_workers = false;
     std::int64_t nice = 0;
+    std::int64_t spin_us = 50;
 };
 
 /// Per-request work limits: a request at the limit costs at most a few seconds.
@@ -168,6 +169,13 @@ void for_each_key(Config& c, F&& f)
                "a core that both want.",
                0, 19},
       c.pool.nice);
+    f(
+        key_info{
+            "pool.spin_us", "us",
+            "How long an idle worker polls for the next job before it sleeps: a job that arrives meanwhile "
+            "starts without the tens of microseconds a wake-up costs. 0 sleeps at once.",
+            0, 10000},
+        c.pool.spin_us);
     f(key_info{"limits.max_sleep_ms", "ms", "Largest ms accepted by /io/sleep and /io/fanout.", 0, 86400000},
       c.limits.max_sleep_ms);
     f(key_info{"limits.max_fanout", "waits", "Largest n accepted by /io/fanout.", 1, 100000},

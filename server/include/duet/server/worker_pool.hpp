@@ -24,11 +24,13 @@ namespace duet::server {
 
 /// Where and how pool workers run. pin: worker i is pinned to the i-th CPU of the process's affinity mask
 /// (modulo its size). nice: the workers' nice value, 0 (normal) to 19, so that the I/O thread wins a busy
-/// core.
+/// core. spin: how long an idle worker polls for the next job before it sleeps; waking a sleeping thread on
+/// an idle core costs tens of microseconds, which a short job would otherwise pay on every hand-off.
 struct pool_placement
 {
     bool pin = false;
     int nice = 0;
+    std::chrono::microseconds spin{0};
 };
 
 /// A fixed set of worker threads (named duet-w0, duet-w1, …) that run CPU jobs, fed by one bounded FIFO
@@ -163,6 +165,9 @@ private:
     std::condition_variable wake_;
     std::deque<std::unique_ptr<job>> queue_; // guarded by mutex_
     bool stopping_ = false;                  // guarded by mutex_
+    unsigned sleepers_ = 0;                  // guarded by mutex_: workers blocked on wake_
+    std::atomic<std::size_t> pending_{0};    // queue_.size(), for spinning workers to read without the lock
+    std::atomic<bool> stopping_flag_{false}; // stopping_, likewise
     std::vector<thread_ident> idents_;       // slot i written by worker i before the constructor returns
     std::vector<int> pinned_;                // likewise: the CPU worker i is pinned to, or -1
     std::vector<int> nice_;                  // likewise: its nice value

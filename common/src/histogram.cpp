@@ -123,6 +123,23 @@ std::uint64_t histogram::percentile(double p) const noexcept
     return max_;
 }
 
+double histogram::stdev() const noexcept
+{
+    if (count_ < 2) {
+        return 0.0;
+    }
+    const double m = mean();
+    double squares = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        if (auto n = (*counts_)[i]; n != 0) {
+            auto lo = bucket_lowest(i);
+            double mid = static_cast<double>(std::clamp(lo + (bucket_highest(i) - lo) / 2, min_, max_));
+            squares += static_cast<double>(n) * (mid - m) * (mid - m);
+        }
+    }
+    return std::sqrt(squares / static_cast<double>(count_));
+}
+
 std::uint64_t histogram::count_at_or_below(std::uint64_t v) const noexcept
 {
     std::uint64_t n = 0;

@@ -116,6 +116,27 @@ TEST(Histogram, MeanAndSumAreExact)
     EXPECT_DOUBLE_EQ(h.mean(), 3500.0);
 }
 
+TEST(Histogram, StandardDeviationIsCloseToTheExactOne)
+{
+    std::mt19937_64 rng{3};
+    std::normal_distribution<double> d{5e6, 1e6};
+    histogram h;
+    double sum = 0, squares = 0;
+    const int n = 100000;
+    for (int i = 0; i < n; ++i) {
+        auto v = static_cast<std::uint64_t>(std::max(0.0, d(rng)));
+        h.record(v);
+        sum += static_cast<double>(v);
+        squares += static_cast<double>(v) * static_cast<double>(v);
+    }
+    double mean = sum / n;
+    double exact = std::sqrt(squares / n - mean * mean);
+    EXPECT_NEAR(h.stdev(), exact, exact * 0.01);
+    histogram one;
+    one.record(42);
+    EXPECT_EQ(one.stdev(), 0.0);
+}
+
 TEST(Histogram, MergeEqualsRecordingEverythingInOne)
 {
     std::mt19937_64 rng{7};

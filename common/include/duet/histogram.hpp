@@ -55,6 +55,9 @@ public:
     double mean() const noexcept { return count_ == 0 ? 0.0 : sum_ / static_cast<double>(count_); }
     std::uint64_t overflow() const noexcept { return overflow_; }
 
+    /// Standard deviation, from the bucket midpoints: within the buckets' 0.78% of the exact value.
+    double stdev() const noexcept;
+
     /// The value below or at which p percent of the recorded values lie (nearest rank), 0 <= p <= 100; 0 when
     /// empty. p = 100 is max() and p = 0 is min(), exactly; otherwise the bucket midpoint, clamped to them.
     std::uint64_t percentile(double p) const noexcept;

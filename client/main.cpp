@@ -1,0 +1,258 @@
+// duet-load: the command line; the engine and the results live in duet::client_core.
+#include <duet/client/engine.hpp>
+#include <duet/client/options.hpp>
+#include <duet/client/results.hpp>
+#include <duet/version.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace {
+
+// Exit codes: 0 success, 1 the run completed with errors above --max-error-rate, 2 bad usage or the target
+// unreachable at the start.
+constexpr int exit_errors = 1;
+constexpr int exit_usage = 2;
+
+duet::client::load_engine* running_engine = nullptr;
+
+extern "C" void on_interrupt(int)
+{
+    // Only an atomic store: the coordinator notices within 50 ms and stops the run, which still reports.
+    if (running_engine != nullptr) {
+        running_engine->stop();
+    }
+}
+
+std::string read_file(const std::string& path)
+{
+    std::ifstream in{path, std::ios::binary};
+    if (!in) {
+        throw duet::client::usage_error{"--body-file " + path + ": cannot be read"};
+    }
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+std::string time_text(double us)
+{
+    return us < 1000 ? fmt::format("{:.0f}us", us) : fmt::format("{:.2f}ms", us / 1000);
+}
+
+int merge_main(const std::vector<std::string>& files, const std::string& json_out, bool quiet, bool latency)
+{
+    std::vector<nlohmann::json> runs;
+    for (const auto& f : files) {
+        std::ifstream in{f};
+        if (!in) {
+            std::cerr << "duet-load merge: " << f << ": cannot be read\n";
+            return exit_usage;
+        }
+        auto doc = nlohmann::json::parse(in, nullptr, false);
+        if (doc.is_discarded()) {
+            std::cerr << "duet-load merge: " << f << ": not JSON\n";
+            return exit_usage;
+        }
+        runs.push_back(std::move(doc));
+    }
+    nlohmann::ordered_json merged;
+    try {
+        merged = duet::client::merge_json(runs);
+    } catch (const std::exception& e) {
+        std::cerr << "duet-load merge: " << e.what() << "\n";
+        return exit_usage;
+    }
+    if (!quiet) {
+        std::cout << duet::client::text_summary(merged, latency);
+    }
+    if (json_out == "-") {
+        std::cout << merged.dump(2) << "\n";
+    } else if (!json_out.empty()) {
+        std::ofstream{json_out} << merged.dump(2) << "\n";
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    duet::client::run_options o;
+    CLI::App app{"duet-load " + std::string{duet::version} +
+                 ": an HTTP load generator, closed loop by default, open loop with --rate (latency from each "
+                 "request's intended send time)."};
+    app.set_version_flag("-V,--version", "duet-load " + std::string{duet::version});
+    std::string url_text;
+    std::string duration_text;
+    std::string timeout_text = "2s";
+    std::string connect_timeout_text = "2s";
+    std::string warmup_text = "0s";
+    std::vector<std::string> header_texts;
+    std::string body_file;
+    std::string json_out;
+    bool latency = false;
+    bool quiet = false;
+    bool no_server_view = false;
+    std::optional<double> max_error_rate;
+    std::optional<std::uint64_t> requests;
+    std::optional<double> rate;
+
+    app.add_option("url", url_text, "http://host[:port]/path")->required(false);
+    app.add_option("-c,--connections", o.connections, "connections to keep open, in all")
+        ->capture_default_str();
+    app.add_option("-t,--threads", o.threads, "client threads, each with its own event loop")
+        ->capture_default_str();
+    app.add_option("-d,--duration", duration_text, "how long to measure: 10s, 1m, 500ms (default 10s)");
+    app.add_option("-n,--requests", requests, "send this many requests in all, instead of --duration");
+    app.add_option("-R,--rate", rate, "requests per second in all: open loop, constant rate");
+    app.add_option("--timeout", timeout_text, "deadline for each response")->capture_default_str();
+    app.add_option("--connect-timeout", connect_timeout_text, "deadline for each connect")
+        ->capture_default_str();
+    app.add_option("-H,--header", header_texts, "'Name: value', repeatable");
+    app.add_option("-m,--method", o.method, "HTTP method")->capture_default_str();
+    app.add_option("--body", o.body, "request body");
+    app.add_option("--body-file", body_file, "request body from a file");
+    app.add_option("--warmup", warmup_text, "time before the measurement, excluded from the results")
+        ->capture_default_str();
+    app.add_flag("--latency", latency, "print the full percentile table");
+    app.add_option("--json", json_out, "write the result as JSON to FILE ('-' or no FILE: standard output)")
+        ->expected(0, 1)
+        ->default_str("-");
+    app.add_flag("-q,--quiet", quiet, "no progress line and no text summary");
+    app.add_option(
+           "--max-error-rate", max_error_rate,
+           "fraction of requests (0-1) that may fail (socket errors and non-2xx/3xx) before exit code 1; "
+           "default: any connect error")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_flag("--no-server-view", no_server_view, "do not read duet's reports in the responses");
+
+    auto* merge = app.add_subcommand("merge", "merge the --json results of runs made at the same time");
+    std::vector<std::string> merge_files;
+    std::string merge_json_out;
+    merge->fallthrough(); // -q and --latency belong to the main command and apply here too
+    merge->add_option("files", merge_files, "result files")->required();
+    merge->add_option("--json", merge_json_out,
+                      "write the merged result as JSON to FILE ('-': standard output)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "duet-load: " << e.what() << " (see --help)\n";
+        return exit_usage;
+    }
+    if (*merge) {
+        return merge_main(merge_files, merge_json_out, quiet, latency);
+    }
+
+    try {
+        if (url_text.empty()) {
+            throw duet::client::usage_error{
+                "a URL is required, e.g. duet-load -c 64 -d 10s http://127.0.0.1:8080/healthz"};
+        }
+        o.target = duet::client::parse_url(url_text);
+        o.requests = requests;
+        o.rate = rate;
+        if (!duration_text.empty()) {
+            o.duration = duet::client::parse_duration(duration_text);
+        } else if (!requests) {
+            o.duration = std::chrono::seconds{10};
+        }
+        o.timeout = duet::client::parse_duration(timeout_text);
+        o.connect_timeout = duet::client::parse_duration(connect_timeout_text);
+        o.warmup = duet::client::parse_duration(warmup_text);
+        for (const auto& h : header_texts) {
+            auto colon = h.find(':');
+            if (colon == std::string::npos) {
+                throw duet::client::usage_error{"invalid header '" + h + "' (write -H 'Name: value')"};
+            }
+            auto value = h.substr(colon + 1);
+            value.erase(0, value.find_first_not_of(' '));
+            o.headers.emplace_back(h.substr(0, colon), value);
+        }
+        if (!body_file.empty()) {
+            o.body = read_file(body_file);
+        }
+        o.server_view = !no_server_view;
+        o.validate();
+    } catch (const duet::client::usage_error& e) {
+        std::cerr << "duet-load: " << e.what() << "\n";
+        return exit_usage;
+    }
+
+    std::optional<duet::client::load_engine> engine;
+    try {
+        engine.emplace(o);
+        engine->preflight();
+    } catch (const duet::client::unreachable_error& e) {
+        std::cerr << "duet-load: " << e.what() << "\n";
+        return exit_usage;
+    }
+
+    bool progress_line = !quiet && isatty(STDERR_FILENO) == 1;
+    if (!quiet) {
+        std::cout << "Running "
+                  << (o.duration ? fmt::format("{:.3g}s", std::chrono::duration<double>(*o.duration).count())
+                                 : fmt::format("{} requests", *o.requests))
+                  << " test @ " << o.target.to_string() << "\n";
+        std::cout << "  " << o.threads << " threads and " << o.connections << " connections"
+                  << (o.rate ? fmt::format(", {:.0f} requests/s in all (open loop)", *o.rate) : "") << "\n"
+                  << std::flush;
+    }
+    running_engine = &*engine;
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    auto result = engine->run([&](const duet::client::progress& p) {
+        if (!progress_line) {
+            return;
+        }
+        if (p.elapsed_s < 0) {
+            fmt::print(stderr, "\r  warming up, {:.0f}s to go          ", -p.elapsed_s);
+            return;
+        }
+        auto total = p.total_s > 0 ? fmt::format("/{:.0f}s", p.total_s) : "";
+        fmt::print(stderr, "\r  [{:.0f}s{}] {:.0f} req/s  p99 {}  {} requests  {} errors     ", p.elapsed_s,
+                   total, p.last_second_rps, time_text(p.p99_us), p.requests, p.errors);
+    });
+    running_engine = nullptr;
+    if (progress_line) {
+        fmt::print(stderr, "\r{:80}\r", "");
+    }
+
+    auto doc = duet::client::to_json(result, o);
+    if (!quiet) {
+        std::cout << duet::client::text_summary(doc, latency);
+    }
+    if (app.count("--json") > 0) {
+        if (json_out.empty() || json_out == "-") {
+            std::cout << doc.dump(2) << "\n";
+        } else {
+            std::ofstream out{json_out};
+            if (!out) {
+                std::cerr << "duet-load: cannot write " << json_out << "\n";
+                return exit_usage;
+            }
+            out << doc.dump(2) << "\n";
+        }
+    }
+
+    const auto& c = result.counts;
+    auto failed = c.errors.total() + c.non_2xx_3xx();
+    auto attempted = c.requests + c.errors.total();
+    if (max_error_rate) {
+        double rate_seen = attempted > 0 ? static_cast<double>(failed) / static_cast<double>(attempted) : 0.0;
+        return rate_seen > *max_error_rate ? exit_errors : 0;
+    }
+    return c.errors.connect > 0 ? exit_errors : 0;
+}

@@ -1,0 +1,218 @@
+// duet-load against a real duet-server on loopback: counts, rates, coordinated omission, the server's view,
+// and the executable's exit codes.
+#include "http_client.hpp"
+#include "running_server.hpp"
+#include "server_process.hpp"
+
+#include <duet/client/engine.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+using duet::client::load_engine;
+using duet::client::run_options;
+using duet::test::running_server;
+
+const std::string load_binary = DUET_LOAD_BINARY;
+
+run_options target(std::uint16_t port, const std::string& path)
+{
+    run_options o;
+    o.target = duet::client::parse_url("http://127.0.0.1:" + std::to_string(port) + path);
+    o.connections = 10;
+    o.threads = 2;
+    return o;
+}
+
+double p99_ms(const duet::histogram& h)
+{
+    return static_cast<double>(h.percentile(99)) / 1e6;
+}
+
+TEST(Load, RequestsCountSendsExactlyThatMany)
+{
+    running_server server;
+    auto o = target(server.port(), "/io/sleep?ms=0");
+    o.requests = 1000;
+    load_engine engine{o};
+    auto r = engine.run();
+    EXPECT_EQ(r.counts.requests, 1000U);
+    EXPECT_EQ(r.counts.status[200], 1000U);
+    EXPECT_EQ(r.counts.errors.total(), 0U);
+    // The server saw exactly as many.
+    auto stats = duet::test::http_get(server.port(), "/stats").json();
+    EXPECT_EQ(stats["requests"]["endpoints"]["/io/sleep"]["count"], 1000);
+}
+
+TEST(Load, StatusCountsMatchAServerThatRefuses)
+{
+    running_server server;
+    auto o = target(server.port(), "/io/sleep?ms=-1");
+    o.requests = 300;
+    load_engine engine{o};
+    auto r = engine.run();
+    EXPECT_EQ(r.counts.requests, 300U);
+    EXPECT_EQ(r.counts.status[400], 300U);
+    EXPECT_EQ(r.counts.non_2xx_3xx(), 300U);
+    EXPECT_EQ(r.counts.errors.total(), 0U);
+}
+
+TEST(Load, ConstantRateSendsTheRequestedNumber)
+{
+    running_server server;
+    auto o = target(server.port(), "/healthz");
+    o.rate = 200;
+    o.duration = 3s;
+    load_engine engine{o};
+    auto r = engine.run();
+    // 200 per second for 3 s: 600, within 5%.
+    EXPECT_GE(r.counts.requests, 570U);
+    EXPECT_LE(r.counts.requests, 630U);
+    EXPECT_LT(r.counts.late, r.counts.requests / 20) << "requests went out late at a rate this low";
+    EXPECT_GE(r.series.size(), 3U);
+}
+
+TEST(Load, AStallShowsInTheCorrectedLatencyNotInTheUncorrected)
+{
+    running_server server;
+    // One connection, 10 requests a second wanted, each taking 500 ms: the server cannot keep up.
+    auto o = target(server.port(), "/io/sleep?ms=500");
+    o.connections = 1;
+    o.threads = 1;
+    o.rate = 10;
+    o.duration = 3s;
+    auto open = load_engine{o}.run();
+    ASSERT_GE(open.counts.requests, 3U);
+    double corrected = p99_ms(open.counts.latency);
+    double uncorrected = p99_ms(open.counts.service);
+    EXPECT_LT(uncorrected, 800) << "each request itself took about 500 ms";
+    EXPECT_GT(corrected, 2 * uncorrected) << "the requests that waited for their turn must show it";
+    EXPECT_GT(open.counts.late, 0U);
+
+    // Closed loop, the same target: the client waits politely, and the stall is invisible.
+    o.rate.reset();
+    auto closed = load_engine{o}.run();
+    EXPECT_LT(p99_ms(closed.counts.latency), 800);
+}
+
+TEST(Load, TheServersViewNamesTheWorkersThatServed)
+{
+    running_server server;
+    auto o = target(server.port(), "/cpu/primes?n=20000");
+    o.requests = 60;
+    auto r = load_engine{o}.run();
+    ASSERT_EQ(r.counts.requests, 60U);
+    const auto& view = r.counts.server;
+    EXPECT_EQ(view.reports, 60U);
+    EXPECT_EQ(view.models.at("worker-pool"), 60U);
+    std::uint64_t served = 0;
+    for (const auto& [name, n] : view.threads) {
+        EXPECT_EQ(name.rfind("duet-w", 0), 0U) << name;
+        served += n;
+    }
+    EXPECT_EQ(served, 60U);
+    EXPECT_EQ(view.service.count(), 60U);
+    // The client waited at least as long as the server worked.
+    EXPECT_GE(r.counts.latency.percentile(50), view.total.percentile(50) * 99 / 100);
+}
+
+TEST(Load, WarmupIsExcludedFromTheResults)
+{
+    running_server server;
+    auto o = target(server.port(), "/io/sleep?ms=10");
+    o.warmup = 500ms;
+    o.duration = 1s;
+    auto r = load_engine{o}.run();
+    EXPECT_GT(r.counts.warmup_requests, 0U);
+    EXPECT_GT(r.counts.requests, 0U);
+    auto stats = duet::test::http_get(server.port(), "/stats").json();
+    auto server_count = stats["requests"]["endpoints"]["/io/sleep"]["count"].get<std::uint64_t>();
+    EXPECT_GE(server_count, r.counts.requests + r.counts.warmup_requests);
+}
+
+std::uint16_t closed_port()
+{
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor a{ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+    return a.local_endpoint().port(); // closed again when a goes out of scope
+}
+
+TEST(LoadProcess, UnreachableTargetIsBadUsage)
+{
+    auto port = closed_port();
+    duet::test::server_process p{load_binary, {"-d", "1s", "http://127.0.0.1:" + std::to_string(port) + "/"}};
+    EXPECT_EQ(p.wait_exit(), 2);
+    EXPECT_NE(p.output().find("cannot connect"), std::string::npos) << p.output();
+
+    duet::test::server_process bad_url{load_binary, {"https://127.0.0.1/"}};
+    EXPECT_EQ(bad_url.wait_exit(), 2);
+    EXPECT_NE(bad_url.output().find("https is not supported"), std::string::npos) << bad_url.output();
+
+    duet::test::server_process bad_flag{load_binary, {"--frobnicate", "http://127.0.0.1/"}};
+    EXPECT_EQ(bad_flag.wait_exit(), 2);
+}
+
+TEST(LoadProcess, SummaryJsonAndExitCodes)
+{
+    running_server server;
+    auto url = "http://127.0.0.1:" + std::to_string(server.port());
+    auto dir = std::filesystem::temp_directory_path() / ("duet-load-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto a = (dir / "a.json").string();
+    auto b = (dir / "b.json").string();
+
+    duet::test::server_process run{
+        load_binary, {"-c", "4", "-t", "2", "-n", "200", "--latency", "--json", a, url + "/io/sleep?ms=1"}};
+    EXPECT_EQ(run.wait_exit(20s), 0) << run.output();
+    EXPECT_NE(run.output().find("200 requests in"), std::string::npos) << run.output();
+    EXPECT_NE(run.output().find("Requests/sec:"), std::string::npos);
+    EXPECT_NE(run.output().find("99.99%"), std::string::npos);
+    EXPECT_NE(run.output().find("served by threads: duet-io 200"), std::string::npos) << run.output();
+
+    // 400s are answers, not failures, by default; with --max-error-rate 0 they fail the run.
+    duet::test::server_process refused{load_binary,
+                                       {"-n", "50", "-c", "2", "--json", b, url + "/io/sleep?ms=-5"}};
+    EXPECT_EQ(refused.wait_exit(20s), 0) << refused.output();
+    EXPECT_NE(refused.output().find("Non-2xx or 3xx responses: 50"), std::string::npos) << refused.output();
+    duet::test::server_process strict{
+        load_binary, {"-n", "50", "-c", "2", "--max-error-rate", "0", url + "/io/sleep?ms=-5"}};
+    EXPECT_EQ(strict.wait_exit(20s), 1) << strict.output();
+
+    // Two runs merge into one: counts add up, histograms merge.
+    duet::test::server_process merge{load_binary, {"merge", a, b, "--json", "-", "-q"}};
+    EXPECT_EQ(merge.wait_exit(), 0) << merge.output();
+    auto merged = nlohmann::json::parse(merge.output());
+    EXPECT_EQ(merged["requests"]["completed"], 250);
+    EXPECT_EQ(merged["status"]["200"], 200);
+    EXPECT_EQ(merged["status"]["400"], 50);
+    EXPECT_EQ(merged["latency_us"]["count"], 250);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(LoadProcess, CtrlCStopsEarlyAndStillReports)
+{
+    running_server server;
+    duet::test::server_process p{load_binary,
+                                 {"-c", "4", "-t", "1", "-d", "30s",
+                                  "http://127.0.0.1:" + std::to_string(server.port()) + "/io/sleep?ms=5"}};
+    std::this_thread::sleep_for(1500ms);
+    auto start = std::chrono::steady_clock::now();
+    p.signal(SIGINT);
+    EXPECT_EQ(p.wait_exit(5s), 0) << p.output();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_NE(p.output().find("Requests/sec:"), std::string::npos) << p.output();
+    EXPECT_NE(p.output().find("interrupted"), std::string::npos) << p.output();
+}
+
+} // namespace

@@ -18,7 +18,9 @@
 // GCC 12 pairs the aligned_alloc inside Asio's recycling frame allocator with the frame's operator delete and
 // warns, wrongly: that operator delete returns the memory to the same allocator. Seen only where a coroutine
 // here is inlined into another; the allocator is Asio's, not ours.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 namespace duet::server {
 

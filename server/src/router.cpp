@@ -1,13 +1,37 @@
 #include <duet/server/router.hpp>
 
+#include <algorithm>
+
 namespace duet::server {
 
 namespace http = boost::beast::http;
+
+namespace {
+
+// The origin form of a request target: "/path?query". A request may also arrive in absolute form
+// ("http://host/path?query", RFC 9112 3.2.2, which servers must accept): its scheme and authority are
+// skipped.
+std::string_view origin_form(std::string_view target) noexcept
+{
+    for (std::string_view scheme : {"http://", "https://"}) {
+        if (target.size() >= scheme.size() &&
+            std::equal(scheme.begin(), scheme.end(), target.begin(),
+                       [](char a, char b) { return a == (b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b); })) {
+            auto rest = target.substr(scheme.size());
+            auto start = rest.find_first_of("/?");
+            return start == std::string_view::npos ? std::string_view{"/"} : rest.substr(start);
+        }
+    }
+    return target;
+}
+
+} // namespace
 
 router::router(std::vector<endpoint> endpoints) : endpoints_{std::move(endpoints)} {}
 
 const endpoint* router::find(std::string_view target) const noexcept
 {
+    target = origin_form(target);
     std::string_view path = target.substr(0, target.find('?'));
     for (const auto& e : endpoints_) {
         if (e.path == path) {
@@ -20,6 +44,7 @@ const endpoint* router::find(std::string_view target) const noexcept
 boost::system::result<router::match, http_error> router::route(http::verb method,
                                                                std::string_view target) const
 {
+    target = origin_form(target);
     auto qmark = target.find('?');
     std::string_view query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
     const endpoint* ep = find(target);

@@ -17,6 +17,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 
 namespace duet::server {
@@ -29,6 +31,26 @@ namespace {
 unsigned worker_count(const duet::config& cfg, const cpu_allowance& cpus)
 {
     return cfg.pool.workers > 0 ? static_cast<unsigned>(cfg.pool.workers) : cpus.usable;
+}
+
+// Raises this process's soft RLIMIT_NOFILE to the hard limit, as nginx's worker_rlimit_nofile does: every
+// connection is a descriptor, and the soft default (often 1024) is far below what one event loop can serve.
+// Returns a line for the start-up log.
+std::string raise_descriptor_limit()
+{
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return "descriptor limit unknown";
+    }
+    auto before = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+            return fmt::format("descriptor limit {} (raising it to {} failed)", before, lim.rlim_max);
+        }
+        return fmt::format("descriptor limit raised from {} to {}", before, lim.rlim_cur);
+    }
+    return fmt::format("descriptor limit {}", before);
 }
 
 pool_placement placement(const duet::config& cfg)
@@ -84,7 +106,7 @@ void log_exception(const char* what, const std::exception_ptr& e)
 struct server::impl
 {
     explicit impl(duet::config c)
-        : cfg{std::move(c)}, cpus{detect_cpu_allowance()},
+        : fd_limit{raise_descriptor_limit()}, cfg{std::move(c)}, cpus{detect_cpu_allowance()},
           pool{worker_count(cfg, cpus), static_cast<std::size_t>(cfg.pool.queue_limit), placement(cfg)},
           st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
@@ -210,6 +232,7 @@ struct server::impl
         }
     }
 
+    std::string fd_limit; // what raise_descriptor_limit did, for the start-up log
     duet::config cfg;
     cpu_allowance cpus;
     worker_pool pool;
@@ -249,8 +272,8 @@ void server::run()
     net::co_spawn(m.ioc, m.publish_loop(), log_failure("stats stream"));
 
     auto ep = m.acceptor.local_endpoint();
-    spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {})", duet::version,
-                 ep.address().to_string(), ep.port(), m.pool.size(), m.cpus.describe());
+    spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {}; {})", duet::version,
+                 ep.address().to_string(), ep.port(), m.pool.size(), m.cpus.describe(), m.fd_limit);
     log_placement(m.cfg, m.pool);
     m.ioc.run();
     m.pool.stop();

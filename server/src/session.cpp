@@ -5,11 +5,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -17,9 +19,13 @@
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <optional>
+#include <variant>
 
 namespace duet::server {
 
@@ -29,6 +35,7 @@ namespace http = beast::http;
 using net::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
+using namespace net::experimental::awaitable_operators;
 
 namespace {
 
@@ -37,29 +44,28 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // Bytes asked for per read while waiting for a new request; Beast grows the buffer if a request needs more.
 constexpr std::size_t read_chunk = 4096;
 
+// nginx's code for a request whose client went away before the answer: logged and counted, never sent.
+constexpr unsigned client_closed_request = 499;
+
+http_error refusal(http::status status, const char* code, std::string message, std::int64_t limit)
+{
+    return http_error{status, code, std::move(message), {}, limit, {}, {}};
+}
+
 // A failed read: either a request we must refuse with a status (then close, as the stream cannot be
 // resynced), or nullopt for the ends that are nobody's fault or cannot be answered: the peer closed or reset,
 // the header deadline passed (tcp_stream has already closed the socket), or the drain cancelled the read.
 std::optional<http_error> refusal_for(const beast::error_code& ec, const duet::server_config& sc)
 {
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-        return http_error{
-            http::status::request_header_fields_too_large,
-            "header_too_large",
-            "the request line and headers exceed the limit (config key server.max_header_bytes)",
-            {},
-            sc.max_header_bytes,
-            {},
-            {}};
+        return refusal(http::status::request_header_fields_too_large, "header_too_large",
+                       "the request line and headers exceed the limit (config key server.max_header_bytes)",
+                       sc.max_header_bytes);
     }
     if (ec == http::error::body_limit) {
-        return http_error{http::status::payload_too_large,
-                          "body_too_large",
-                          "the request body exceeds the limit (config key server.max_body_bytes)",
-                          {},
-                          sc.max_body_bytes,
-                          {},
-                          {}};
+        return refusal(http::status::payload_too_large, "body_too_large",
+                       "the request body exceeds the limit (config key server.max_body_bytes)",
+                       sc.max_body_bytes);
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
         return std::nullopt;
@@ -76,10 +82,30 @@ std::optional<http_error> refusal_for(const beast::error_code& ec, const duet::s
     return std::nullopt;
 }
 
-// Lingering close: stop sending, then read and discard what the client still sends, until it closes or the
-// deadline passes. Closing with unread data would make the kernel answer with a reset, and a reset can
-// destroy the refusal we just sent before the client reads it. Bounded by time; the bytes are thrown away as
-// they come.
+// Bounds that Beast's parser does not enforce by itself, checked once the header is in.
+std::optional<http_error> refusal_for(const request& req, const duet::server_config& sc)
+{
+    if (static_cast<std::int64_t>(req.target().size()) > sc.max_target_bytes) {
+        return refusal(http::status::uri_too_long, "target_too_long",
+                       "the request target exceeds the limit (config key server.max_target_bytes)",
+                       sc.max_target_bytes);
+    }
+    std::int64_t fields = 0;
+    for (auto it = req.begin(); it != req.end() && fields <= sc.max_header_count; ++it) {
+        ++fields;
+    }
+    if (fields > sc.max_header_count) {
+        return refusal(http::status::request_header_fields_too_large, "too_many_headers",
+                       "the request has more header fields than allowed (config key server.max_header_count)",
+                       sc.max_header_count);
+    }
+    return std::nullopt;
+}
+
+// Lingering close (RFC 9112 9.6): stop sending, then read and discard what the client still sends, until it
+// closes or the deadline passes. Closing with unread data makes the kernel answer with a reset, and on some
+// stacks a reset destroys the refusal we just sent before the client reads it. Bounded by time; the bytes are
+// thrown away as they come.
 net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
 {
     beast::error_code ec;
@@ -97,12 +123,12 @@ net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
     }
 }
 
-void log_access(server_state& st, const std::string& peer, const request& req, const response& res,
-                steady_clock::time_point received, steady_clock::time_point done)
+void log_access(server_state& st, const std::string& peer, const request& req, unsigned status,
+                std::size_t bytes, steady_clock::time_point received, steady_clock::time_point done)
 {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - received).count();
     st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, req.method_string(), req.target(),
-                        req.version() / 10, req.version() % 10, res.result_int(), res.body().size(), us);
+                        req.version() / 10, req.version() % 10, status, bytes, us);
 }
 
 // Why a read or write failed, as a close reason: the expected ends of a connection, told apart for /stats.
@@ -118,6 +144,29 @@ close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, co
         return close_reason::client;
     }
     return close_reason::error;
+}
+
+// Completes when the client has gone away (it closed or reset the connection) while its request is handled:
+// then the handling is cancelled and nothing is written. Data it sends meanwhile (a pipelined request) is
+// left for the next read, and the watch goes on quietly until cancelled.
+net::awaitable<void> client_gone(beast::tcp_stream& stream)
+{
+    auto& socket = stream.socket();
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+    if (ec == net::error::operation_aborted) {
+        co_return; // the handler finished first and cancelled this watch
+    }
+    if (ec) {
+        co_return; // the socket failed: the client is gone as far as we can tell
+    }
+    char byte = 0;
+    auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        co_return; // end of stream or reset: nobody is waiting for the answer
+    }
+    // A pipelined request: leave it in the socket and wait until the handler finishes and cancels this wait.
+    net::steady_timer forever{socket.get_executor(), net::steady_timer::time_point::max()};
+    co_await forever.async_wait(use_tuple);
 }
 
 // /stats/stream, after its header: one server-sent event per snapshot until the client goes, the drain ends
@@ -146,6 +195,21 @@ net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_sta
     }
     --st.stats.stream_subscribers;
     co_return reason;
+}
+
+// Answers a refused request (no route was taken: it never reached handle_request), lingers, and counts it.
+net::awaitable<void> refuse(beast::tcp_stream& stream, server_state& st, const http_error& e,
+                            unsigned version, std::size_t endpoint, steady_clock::time_point received)
+{
+    const auto& sc = st.cfg.server;
+    request shape{http::verb::get, "/", version == 10 ? 10U : 11U};
+    shape.keep_alive(false);
+    auto res = error_response(st, shape, e);
+    stream.expires_after(milliseconds{sc.write_timeout_ms});
+    co_await http::async_write(stream, res, use_tuple); // best effort: we close either way
+    auto now = steady_clock::now();
+    st.stats.request_finished(endpoint, res.result_int(), now - received, now);
+    co_await linger(stream, milliseconds{sc.linger_timeout_ms});
 }
 
 } // namespace
@@ -182,32 +246,65 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
             buffer.commit(n);
         }
 
+        // The header first, within the header deadline; then, if there is one, the body.
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
         parser.body_limit(static_cast<std::uint64_t>(sc.max_body_bytes));
         stream.expires_after(milliseconds{sc.header_timeout_ms});
-        auto [read_ec, read_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
+        auto [read_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+        if (!read_ec) {
+            const auto& head = parser.get();
+            if (auto bound = refusal_for(head, sc)) {
+                st.stats.request_started(st.stats.other());
+                co_await refuse(stream, st, *bound, head.version(), st.stats.other(), steady_clock::now());
+                reason = close_reason::bad_request;
+                break;
+            }
+            if (!parser.is_done()) {
+                // A client that asked to wait for our go-ahead before sending its body gets it now; a body
+                // over the limit was refused already, when its Content-Length was parsed.
+                if (beast::iequals(head[http::field::expect], "100-continue") && head.version() == 11) {
+                    static constexpr std::string_view go_ahead = "HTTP/1.1 100 Continue\r\n\r\n";
+                    stream.expires_after(milliseconds{sc.write_timeout_ms});
+                    co_await net::async_write(stream, net::buffer(go_ahead), use_tuple);
+                    stream.expires_after(milliseconds{sc.header_timeout_ms});
+                }
+                auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
+                read_ec = body_ec;
+            }
+        }
         if (read_ec) {
             reason = reason_for(read_ec, close_reason::read_timeout, st);
-            if (auto refusal = refusal_for(read_ec, sc)) {
-                reason = close_reason::bad_request;
-                auto received = steady_clock::now();
+            if (auto refused = refusal_for(read_ec, sc)) {
                 st.stats.request_started(st.stats.other());
-                request dummy{http::verb::get, "/", 11};
-                dummy.keep_alive(false);
-                auto res = error_response(st, dummy, *refusal);
-                stream.expires_after(milliseconds{sc.write_timeout_ms});
-                co_await http::async_write(stream, res, use_tuple); // best effort: we close either way
-                auto now = steady_clock::now();
-                st.stats.request_finished(st.stats.other(), res.result_int(), now - received, now);
-                co_await linger(stream, milliseconds{sc.linger_timeout_ms});
+                unsigned version = parser.is_header_done() ? parser.get().version() : 11U;
+                co_await refuse(stream, st, *refused, version, st.stats.other(), steady_clock::now());
+                reason = close_reason::bad_request;
             }
             break;
         }
         auto received = steady_clock::now();
         const request& req = parser.get();
         request_tally tally;
-        auto res = co_await handle_request(st, req, received, tally);
+        response res;
+        const endpoint* ep = st.routes.find(req.target());
+        if (ep != nullptr && ep->handler != nullptr) {
+            // Work that takes time: race it against the client going away, so that a wait or a job nobody
+            // will read is cancelled (or its result dropped) instead of answered into a closed socket.
+            auto outcome = co_await (handle_request(st, req, received, tally) || client_gone(stream));
+            if (outcome.index() == 1) {
+                auto now = steady_clock::now();
+                st.stats.request_finished(tally.endpoint, client_closed_request, now - received, now);
+                if (st.access_log) {
+                    log_access(st, peer, req, client_closed_request, 0, received, now);
+                }
+                reason = close_reason::client_gone;
+                break;
+            }
+            res = std::move(std::get<0>(outcome));
+        } else {
+            res = co_await handle_request(st, req, received, tally);
+        }
 
         stream.expires_after(milliseconds{sc.write_timeout_ms});
         auto [write_ec, written] = co_await http::async_write(stream, res, use_tuple);
@@ -217,7 +314,7 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
         auto now = steady_clock::now();
         st.stats.request_finished(tally.endpoint, res.result_int(), now - received, now);
         if (st.access_log) {
-            log_access(st, peer, req, res, received, now);
+            log_access(st, peer, req, res.result_int(), res.body().size(), received, now);
         }
         if (tally.stream) {
             break; // an event stream ends its connection; stream_events said why
@@ -237,26 +334,73 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+namespace {
+
+// Over server.max_connections: answer 503 on the fresh socket without waiting for anything (a few hundred
+// bytes fit any empty send buffer; if they do not, the client learns nothing worse than a close), and close.
+void refuse_over_capacity(tcp::socket& socket, const server_state& st)
+{
+    http_error e{http::status::service_unavailable,
+                 "over_capacity",
+                 "the server has as many connections open as it allows (config key server.max_connections)",
+                 {},
+                 st.cfg.server.max_connections,
+                 {},
+                 1};
+    auto body = e.body();
+    auto text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                "Connection: close\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body;
+    ::send(socket.native_handle(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    beast::error_code ignored; // the connection is being refused: how it closes changes nothing
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.close(ignored);
+}
+
+} // namespace
+
 net::awaitable<void> run_listener(tcp::acceptor& acceptor, server_state& st)
 {
     auto ex = co_await net::this_coro::executor;
+    // An episode of failed accepts (out of descriptors) is logged once when it starts and once when accepts
+    // have worked again after a quiet second; descriptors freed for a moment in between do not start a new
+    // one.
+    bool failing = false;
+    std::uint64_t failures = 0;
+    auto last_failure = steady_clock::now();
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
         if (!acceptor.is_open()) {
             co_return; // the drain closed the acceptor
         }
         if (ec) {
-            // Out of descriptors, or a connection reset before it was accepted: pause so that a persistent
-            // condition (EMFILE) does not spin, then carry on.
-            spdlog::warn("accept failed: {}", ec.message());
+            // Out of descriptors (EMFILE, ENFILE) or a connection reset before it was accepted: pause so that
+            // a persistent condition does not spin, then carry on.
+            if (!failing) {
+                spdlog::warn("accept failed: {}; retrying every 50 ms", ec.message());
+                failing = true;
+            }
+            ++failures;
+            last_failure = steady_clock::now();
+            ++st.stats.accept_errors;
             net::steady_timer pause{ex, milliseconds{50}};
             co_await pause.async_wait(use_tuple);
+            continue;
+        }
+        if (failing && steady_clock::now() - last_failure > std::chrono::seconds{1}) {
+            spdlog::info("accepting connections again, after {} failed accepts", failures);
+            failing = false;
+            failures = 0;
+        }
+        ++st.stats.connections_accepted;
+        if (static_cast<std::int64_t>(st.open_connections) >= st.cfg.server.max_connections) {
+            refuse_over_capacity(socket, st);
+            st.stats.connection_closed(close_reason::over_capacity);
             continue;
         }
         beast::error_code ignored; // a socket that is already gone fails here and then in its first read
         socket.set_option(tcp::no_delay{true}, ignored);
         ++st.open_connections;
-        ++st.stats.connections_accepted;
         net::co_spawn(ex, run_session(std::move(socket), st),
                       [&st](const std::exception_ptr& e) { st.session_ended(e); });
     }

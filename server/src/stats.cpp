@@ -15,7 +15,8 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr std::array<std::string_view, close_reason_count> close_reason_names = {
-    "client", "idle_timeout", "read_timeout", "write_timeout", "bad_request", "error", "drain"};
+    "client", "idle_timeout", "read_timeout",  "write_timeout", "bad_request",
+    "error",  "drain",        "over_capacity", "client_gone"};
 
 // Prometheus histogram buckets, in seconds: from 50 us (a /healthz) to a minute (the longest sleep).
 constexpr std::array<double, 19> le_seconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -303,6 +304,7 @@ nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now
         {"connections",
          {{"open", st.open_connections},
           {"accepted", s.connections_accepted},
+          {"accept_errors", s.accept_errors},
           {"closed", std::move(closed)}}},
         {"cpu",
          {{"sampled_at", iso_time(c.at)},
@@ -392,6 +394,9 @@ std::string metrics_text(server_state& st)
     append(out, "duet_connections_open {}\n", st.open_connections);
     help_type(out, "duet_connections_accepted_total", "counter", "Connections accepted.");
     append(out, "duet_connections_accepted_total {}\n", s.connections_accepted);
+    help_type(out, "duet_accept_errors_total", "counter",
+              "Accepts that failed: out of file descriptors, or reset before accepted.");
+    append(out, "duet_accept_errors_total {}\n", s.accept_errors);
     help_type(out, "duet_connections_closed_total", "counter", "Connections closed, by reason.");
     for (std::size_t i = 0; i < close_reason_count; ++i) {
         append(out, "duet_connections_closed_total{{reason=\"{}\"}} {}\n", close_reason_names[i],

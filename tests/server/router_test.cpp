@@ -30,6 +30,18 @@ TEST(Router, KnownPathsRouteWithTheirParameters)
     EXPECT_NE(h->ep->plain, nullptr);
 }
 
+TEST(Router, AbsoluteFormTargetsRouteLikeOriginForm)
+{
+    auto r = make_router();
+    auto m = r.route(http::verb::get, "http://127.0.0.1:8080/io/sleep?ms=7");
+    ASSERT_TRUE(m) << m.error().message;
+    EXPECT_EQ(m->ep->path, "/io/sleep");
+    EXPECT_EQ(m->params.get("ms"), 7);
+    EXPECT_TRUE(r.route(http::verb::get, "HTTP://example.org/healthz"));
+    EXPECT_TRUE(r.route(http::verb::get, "http://example.org")); // no path: "/"
+    EXPECT_FALSE(r.route(http::verb::get, "http://example.org/nope"));
+}
+
 TEST(Router, UnknownPathIs404)
 {
     auto r = make_router();

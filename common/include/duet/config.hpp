@@ -23,6 +23,9 @@ struct server_config
     std::int64_t backlog = 1024;
     std::int64_t max_header_bytes = 8192;
     std::int64_t max_body_bytes = 65536;
+    std::int64_t max_target_bytes = 4096;
+    std::int64_t max_header_count = 64;
+    std::int64_t max_connections = 10000;
     std::int64_t header_timeout_ms = 10000;
     std::int64_t idle_timeout_ms = 60000;
     std::int64_t write_timeout_ms = 10000;
@@ -127,6 +130,16 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"server.max_body_bytes", "bytes",
                "Largest request body; a bigger one gets 413 and the connection closes.", 0, 67108864},
       c.server.max_body_bytes);
+    f(key_info{"server.max_target_bytes", "bytes",
+               "Longest request target (path and query); a longer one gets 414 and the connection closes.",
+               16, 1048576},
+      c.server.max_target_bytes);
+    f(key_info{"server.max_header_count", "fields",
+               "Most header fields in a request; more get 431 and the connection closes.", 1, 10000},
+      c.server.max_header_count);
+    f(key_info{"server.max_connections", "connections",
+               "Most connections open at once; one more is answered 503 and closed at once.", 1, 1000000},
+      c.server.max_connections);
     f(key_info{"server.header_timeout_ms", "ms",
                "Deadline to receive a whole request once its first byte has arrived; then the connection "
                "closes.",

@@ -29,8 +29,10 @@ enum class close_reason : std::uint8_t {
     bad_request,   ///< refused as malformed or too large (400, 413, 431), then closed
     error,         ///< a network error: reset, broken pipe
     drain,         ///< closed by the server's graceful drain
+    over_capacity, ///< refused at accept: server.max_connections were open (answered 503)
+    client_gone,   ///< the client went away while its request was being handled (counted as status 499)
 };
-inline constexpr std::size_t close_reason_count = 7;
+inline constexpr std::size_t close_reason_count = 9;
 std::string_view to_string(close_reason r);
 
 /// Counts and latency of the requests one endpoint answered.
@@ -82,6 +84,7 @@ struct server_stats
     windowed_histogram queue_wait; ///< ns, for jobs that ran
 
     std::uint64_t connections_accepted = 0;
+    std::uint64_t accept_errors = 0; ///< accepts that failed (out of descriptors, reset before accept)
     std::array<std::uint64_t, close_reason_count> closed{};
 
     std::uint64_t stream_subscribers = 0;

@@ -1,0 +1,365 @@
+// Hostile input, slow clients, overload and faults: the server stays up, keeps serving well-behaved clients,
+// loses no accepted request and says clearly what it refused.
+#include "http_client.hpp"
+#include "running_server.hpp"
+#include "server_process.hpp"
+#include "test_env.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+namespace {
+
+using namespace std::chrono_literals;
+using duet::test::http_get;
+using duet::test::raw_exchange;
+using duet::test::running_server;
+namespace net = boost::asio;
+using net::ip::tcp;
+
+const std::string server_binary = DUET_SERVER_BINARY;
+const std::string load_binary = DUET_LOAD_BINARY;
+
+std::string status_line(const std::string& bytes)
+{
+    return bytes.substr(0, bytes.find("\r\n"));
+}
+
+struct malformed
+{
+    const char* name;
+    std::string bytes;
+    const char* status; // the expected status line's code
+    const char* code;   // the JSON error code
+};
+
+TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.linger_timeout_ms = 100;
+    running_server server{cfg};
+    const std::vector<malformed> cases = {
+        {"bad request line", "GARBAGE\r\n\r\n", "400", "bad_request"},
+        {"HTTP/0.9", "GET /\r\n\r\n", "400", "bad_request"},
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "400", "bad_request"},
+        {"bad version", "GET /healthz HTTP/1.7\r\nHost: x\r\n\r\n", "400", "bad_request"},
+        {"header without colon", "GET /healthz HTTP/1.1\r\nNoColon\r\n\r\n", "400", "bad_request"},
+        {"oversized header", "GET /healthz HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", "431",
+         "header_too_large"},
+        {"oversized target", "GET /healthz?" + std::string(5000, 'a') + " HTTP/1.1\r\n\r\n", "414",
+         "target_too_long"},
+        {"too many headers",
+         [] {
+             std::string r = "GET /healthz HTTP/1.1\r\n";
+             for (int i = 0; i < 70; ++i) {
+                 r += "X-" + std::to_string(i) + ": v\r\n";
+             }
+             return r + "\r\n";
+         }(),
+         "431", "too_many_headers"},
+        {"invalid Content-Length", "GET /healthz HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "400",
+         "bad_request"},
+        {"conflicting Content-Length",
+         "GET /healthz HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400",
+         "bad_request"},
+        {"Content-Length with chunked",
+         "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "400",
+         "bad_request"},
+        {"bad chunk", "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
+         "bad_request"},
+        {"NUL in a header", std::string{"GET /healthz HTTP/1.1\r\nX: a\0b\r\n\r\n", 35}, "400",
+         "bad_request"},
+        {"control byte in the target", "GET /heal\x01thz HTTP/1.1\r\n\r\n", "400", "bad_request"},
+        {"invalid percent-encoding", "GET /io/sleep?ms=%zz HTTP/1.1\r\nConnection: close\r\n\r\n", "400",
+         "bad_query"},
+        {"duplicated parameter", "GET /io/sleep?ms=1&ms=2 HTTP/1.1\r\nConnection: close\r\n\r\n", "400",
+         "duplicate_param"},
+        {"missing parameter", "GET /io/sleep HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "missing_param"},
+        {"overflowing number", "GET /io/sleep?ms=99999999999999999999 HTTP/1.1\r\nConnection: close\r\n\r\n",
+         "400", "out_of_range"},
+        {"minus zero", "GET /cpu/fib?n=-0 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "out_of_range"},
+        {"exponent", "GET /cpu/fib?n=1e3 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "invalid_param"},
+        {"hex", "GET /cpu/fib?n=0x10 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "invalid_param"},
+        {"unknown method", "BREW /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "405",
+         "method_not_allowed"},
+    };
+    // Requests the server can answer and keep the connection for say Connection: close, so that each exchange
+    // ends when the server closes rather than at the timeout.
+    for (const auto& c : cases) {
+        auto reply = raw_exchange(server.port(), c.bytes, 5s);
+        EXPECT_TRUE(reply.closed) << c.name;
+        EXPECT_EQ(status_line(reply.bytes).substr(9, 3), c.status)
+            << c.name << ": " << status_line(reply.bytes);
+        EXPECT_NE(reply.bytes.find(std::string{"\"code\":\""} + c.code + "\""), std::string::npos)
+            << c.name << ": " << reply.bytes.substr(0, 300);
+        ASSERT_EQ(http_get(server.port(), "/healthz").status, 200U) << "after " << c.name;
+    }
+    // An absolute-form target is legal (RFC 9112 3.2.2) and routes like the origin form.
+    auto absolute =
+        raw_exchange(server.port(), "GET http://127.0.0.1/healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_line(absolute.bytes), "HTTP/1.1 200 OK");
+}
+
+TEST(Hardening, ExpectContinueGetsTheGoAheadThenTheAnswer)
+{
+    running_server server;
+    net::io_context ioc;
+    tcp::socket s{ioc};
+    s.connect({net::ip::make_address("127.0.0.1"), server.port()});
+    net::write(s, net::buffer(std::string{"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: "
+                                          "100-continue\r\n\r\n"}));
+    std::string got(25, '\0');
+    net::read(s, net::buffer(got));
+    EXPECT_EQ(got, "HTTP/1.1 100 Continue\r\n\r\n");
+    net::write(s, net::buffer(std::string{"hello"}));
+    std::array<char, 512> answer{};
+    auto n = s.read_some(net::buffer(answer));
+    EXPECT_EQ(std::string(answer.data(), n).rfind("HTTP/1.1 200 OK", 0), 0U);
+}
+
+TEST(Hardening, SlowlorisConnectionsAreCutWhileNormalClientsKeepTheirLatency)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.header_timeout_ms = 1000;
+    running_server server{cfg};
+    const int slow = 1000;
+
+    // 1000 connections that each send a request line and then one header byte every 100 ms, never finishing.
+    std::atomic<int> closed_by_server{0};
+    std::atomic<bool> done{false};
+    std::thread trickle{[&] {
+        net::io_context ioc;
+        std::vector<std::unique_ptr<tcp::socket>> sockets;
+        for (int i = 0; i < slow; ++i) {
+            auto s = std::make_unique<tcp::socket>(ioc);
+            boost::system::error_code ec;
+            s->connect({net::ip::make_address("127.0.0.1"), server.port()}, ec);
+            if (!ec) {
+                net::write(*s, net::buffer(std::string{"GET /healthz HTTP/1.1\r\nX-Slow: "}), ec);
+                s->non_blocking(true);
+                sockets.push_back(std::move(s));
+            }
+        }
+        auto until = std::chrono::steady_clock::now() + 3s;
+        std::vector<bool> gone(sockets.size(), false);
+        while (std::chrono::steady_clock::now() < until) {
+            for (std::size_t i = 0; i < sockets.size(); ++i) {
+                if (gone[i]) {
+                    continue;
+                }
+                boost::system::error_code ec;
+                char byte = 'a';
+                sockets[i]->write_some(net::buffer(&byte, 1), ec);
+                std::array<char, 64> sink{};
+                sockets[i]->read_some(net::buffer(sink), ec);
+                if (ec && ec != net::error::would_block) {
+                    gone[i] = true;
+                    ++closed_by_server;
+                }
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+        done = true;
+    }};
+
+    // Meanwhile a normal client: 200 requests on one keep-alive connection.
+    std::this_thread::sleep_for(200ms);
+    duet::test::client_connection normal{server.port()};
+    std::vector<double> ms;
+    for (int i = 0; i < 200; ++i) {
+        auto r = normal.get("/healthz");
+        ASSERT_EQ(r.status, 200U) << r.error;
+        ms.push_back(std::chrono::duration<double, std::milli>(r.elapsed).count());
+    }
+    trickle.join();
+    std::sort(ms.begin(), ms.end());
+    EXPECT_LT(ms[197], 50.0 * duet::test::sanitizer_slowdown)
+        << "p99 of a normal client during the slowloris";
+    EXPECT_EQ(closed_by_server.load(), slow) << "every trickling connection was cut at the header deadline";
+    auto stats = http_get(server.port(), "/stats").json();
+    EXPECT_GE(stats["connections"]["closed"]["read_timeout"].get<int>(), slow);
+}
+
+TEST(Hardening, ConnectionsBeyondTheCapGet503AndTheRestKeepWorking)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.max_connections = 20;
+    running_server server{cfg};
+    std::vector<std::unique_ptr<duet::test::client_connection>> held;
+    for (int i = 0; i < 20; ++i) {
+        held.push_back(std::make_unique<duet::test::client_connection>(server.port()));
+        ASSERT_EQ(held.back()->get("/healthz").status, 200U);
+    }
+    auto refused = raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(status_line(refused.bytes), "HTTP/1.1 503 Service Unavailable");
+    EXPECT_NE(refused.bytes.find("\"over_capacity\""), std::string::npos);
+    EXPECT_NE(refused.bytes.find("Retry-After: 1"), std::string::npos);
+    EXPECT_TRUE(refused.closed);
+    EXPECT_EQ(held.front()->get("/healthz").status, 200U) << "the connections already open keep working";
+    held.pop_back();
+    std::this_thread::sleep_for(100ms); // the server sees the close
+    auto stats = http_get(server.port(), "/stats").json();
+    EXPECT_EQ(stats["connections"]["closed"]["over_capacity"], 1);
+}
+
+TEST(Hardening, RunningOutOfDescriptorsIsLoggedOnceAndSurvived)
+{
+    // The server may have 48 descriptors; the test opens 80 connections to it.
+    duet::test::server_process p{"/usr/bin/prlimit",
+                                 {"--nofile=48:48", "--", server_binary, "--port", "0", "--workers", "1"}};
+    auto port = p.wait_listening();
+    ASSERT_TRUE(port) << p.output();
+    {
+        net::io_context ioc;
+        std::vector<std::unique_ptr<tcp::socket>> sockets;
+        for (int i = 0; i < 80; ++i) {
+            auto s = std::make_unique<tcp::socket>(ioc);
+            boost::system::error_code ec;
+            s->connect({net::ip::make_address("127.0.0.1"), *port},
+                       ec); // the backlog takes what accept cannot
+            sockets.push_back(std::move(s));
+        }
+        EXPECT_TRUE(p.wait_for_output("accept failed", 5s)) << p.output();
+        std::this_thread::sleep_for(500ms); // several failed accepts in the episode
+    }
+    // The descriptors are free again: the server accepts and serves, and after a quiet second says so.
+    auto r = http_get(*port, "/healthz", 5s);
+    EXPECT_EQ(r.status, 200U) << r.error << p.output();
+    std::this_thread::sleep_for(1200ms);
+    EXPECT_EQ(http_get(*port, "/healthz", 5s).status, 200U);
+    EXPECT_TRUE(p.wait_for_output("accepting connections again", 5s)) << p.output();
+    auto count = [&](const std::string& needle) {
+        std::size_t n = 0;
+        for (auto pos = p.output().find(needle); pos != std::string::npos;
+             pos = p.output().find(needle, pos + 1)) {
+            ++n;
+        }
+        return n;
+    };
+    EXPECT_EQ(count("accept failed"), 1U) << "one log line per episode, not one per failed accept";
+    auto stats = http_get(*port, "/stats").json();
+    EXPECT_GT(stats["connections"]["accept_errors"].get<int>(), 1);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(), 0);
+}
+
+// Sends a request on a fresh connection and closes the connection after `after`, without reading.
+void abandon(std::uint16_t port, const std::string& target, std::chrono::milliseconds after)
+{
+    net::io_context ioc;
+    tcp::socket s{ioc};
+    s.connect({net::ip::make_address("127.0.0.1"), port});
+    net::write(s, net::buffer("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::this_thread::sleep_for(after);
+}
+
+nlohmann::json endpoint_stats(std::uint16_t port, const char* path)
+{
+    return http_get(port, "/stats").json()["requests"]["endpoints"][path];
+}
+
+TEST(Hardening, AClientThatLeavesMidRequestIsCountedAndItsWorkCancelled)
+{
+    running_server server;
+    abandon(server.port(), "/io/sleep?ms=5000", 200ms);
+    // The wait is cancelled as soon as the server notices, not after its 5 s.
+    bool cancelled = false;
+    for (int i = 0; i < 20 && !cancelled; ++i) {
+        std::this_thread::sleep_for(50ms);
+        auto e = endpoint_stats(server.port(), "/io/sleep");
+        cancelled = e["in_flight"] == 0 && e["status"].value("499", 0) == 1;
+    }
+    EXPECT_TRUE(cancelled) << endpoint_stats(server.port(), "/io/sleep").dump();
+
+    // A CPU job cannot be interrupted: its result is dropped when it ends, and it is counted the same way.
+    abandon(server.port(), "/cpu/primes?n=3000000", 100ms);
+    bool dropped = false;
+    for (int i = 0; i < 100 && !dropped; ++i) {
+        std::this_thread::sleep_for(50ms);
+        auto e = endpoint_stats(server.port(), "/cpu/primes");
+        dropped = e["in_flight"] == 0 && e["status"].value("499", 0) == 1;
+    }
+    EXPECT_TRUE(dropped) << endpoint_stats(server.port(), "/cpu/primes").dump();
+    auto stats = http_get(server.port(), "/stats").json();
+    EXPECT_EQ(stats["connections"]["closed"]["client_gone"], 2);
+    EXPECT_EQ(stats["pool"]["completed"], 1); // the job ran to its end; only its answer had nowhere to go
+}
+
+TEST(Hardening, PipelinedRequestsAreAnsweredInOrder)
+{
+    running_server server;
+    auto reply = raw_exchange(
+        server.port(), "GET /io/sleep?ms=50 HTTP/1.1\r\nHost: x\r\n\r\nGET /io/sleep?ms=1 HTTP/1.1\r\nHost: "
+                       "x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    auto first = reply.bytes.find("\"slept_ms\":50");
+    auto second = reply.bytes.find("\"slept_ms\":1,");
+    auto third = reply.bytes.find("{\"status\":\"ok\"}");
+    ASSERT_NE(first, std::string::npos) << reply.bytes;
+    ASSERT_NE(second, std::string::npos) << reply.bytes;
+    ASSERT_NE(third, std::string::npos) << reply.bytes;
+    EXPECT_LT(first, second);
+    EXPECT_LT(second, third);
+}
+
+TEST(Hardening, DrainUnderLoadAnswersEveryAcceptedRequest)
+{
+    duet::test::server_process server{server_binary, {"--port", "0", "--workers", "2"}};
+    auto port = server.wait_listening();
+    ASSERT_TRUE(port) << server.output();
+    auto dir = std::filesystem::temp_directory_path() / ("duet-drain-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto json = (dir / "load.json").string();
+    duet::test::server_process load{load_binary,
+                                    {"-c", "20", "-t", "2", "-d", "4s", "--json", json, "-q",
+                                     "http://127.0.0.1:" + std::to_string(*port) + "/io/sleep?ms=500"}};
+    std::this_thread::sleep_for(1200ms);
+    auto signalled = std::chrono::steady_clock::now();
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(5s), 0) << server.output();
+    EXPECT_LT(std::chrono::steady_clock::now() - signalled, 2s)
+        << "in-flight 500 ms waits finish, then it exits";
+    load.wait_exit(10s);
+    std::ifstream in{json};
+    auto r = nlohmann::json::parse(in);
+    EXPECT_GE(r["requests"]["completed"].get<int>(), 40) << r.dump();
+    EXPECT_EQ(r["status"].size(), 1U) << r["status"].dump();
+    EXPECT_EQ(r["status"].value("200", 0), r["requests"]["completed"].get<int>());
+    // Requests in flight at the signal were answered: none was cut in the middle.
+    EXPECT_EQ(r["errors"]["read"], 0) << r["errors"].dump();
+    EXPECT_EQ(r["errors"]["timeout"], 0) << r["errors"].dump();
+    EXPECT_GT(r["errors"]["connect"].get<int>(), 0) << "after the drain began, new connections were refused";
+    std::filesystem::remove_all(dir);
+}
+
+TEST(Hardening, ASecondSignalCutsTheDrainShort)
+{
+    duet::test::server_process server{server_binary, {"--port", "0"}};
+    auto port = server.wait_listening();
+    ASSERT_TRUE(port) << server.output();
+    auto slow = std::async(std::launch::async, [&] { return http_get(*port, "/io/sleep?ms=20000", 30s); });
+    std::this_thread::sleep_for(300ms);
+    server.signal(SIGTERM);
+    std::this_thread::sleep_for(300ms);
+    auto start = std::chrono::steady_clock::now();
+    server.signal(SIGTERM);
+    EXPECT_TRUE(server.wait_exit(3s)) << server.output();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_NE(server.output().find("exiting now"), std::string::npos) << server.output();
+    EXPECT_EQ(slow.get().status, 0U);
+}
+
+} // namespace

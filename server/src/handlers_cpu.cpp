@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -65,6 +66,28 @@ http_error job_failed(const std::exception_ptr& e)
                       {}};
 }
 
+// Fault injection (faults.fail_every_nth_job): every Nth job throws where it runs instead of doing its work,
+// so that the 500 path, the worker's survival and a client's retries can be tested for real. Which job fails
+// is decided on the I/O thread as the job is made; the worker only throws.
+class injected_fault : public std::runtime_error
+{
+public:
+    injected_fault() : std::runtime_error{"injected fault (config key faults.fail_every_nth_job)"} {}
+};
+
+template <typename Job>
+auto with_faults(server_state& st, Job job)
+{
+    const auto every = static_cast<std::uint64_t>(st.cfg.faults.fail_every_nth_job);
+    bool fail = every > 0 && ++st.jobs_made % every == 0;
+    return [job = std::move(job), fail]() mutable {
+        if (fail) {
+            throw injected_fault{};
+        }
+        return job();
+    };
+}
+
 double micros(std::chrono::nanoseconds d)
 {
     return static_cast<double>(d.count()) / 1000.0;
@@ -88,10 +111,11 @@ template <typename Job>
 net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inline_mode, Job job)
 {
     job_outcome<std::invoke_result_t<Job&>> out;
+    auto runnable = with_faults(st, std::move(job));
     if (inline_mode) {
-        out = run_measured(job);
+        out = run_measured(runnable);
     } else {
-        out = co_await st.pool.async_submit(std::move(job), net::use_awaitable);
+        out = co_await st.pool.async_submit(std::move(runnable), net::use_awaitable);
         st.stats.record_job(out.status, out.timing.queue(), steady_clock::now());
     }
     if (out.status == job_status::rejected) {
@@ -120,11 +144,11 @@ net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& s
                                                                  Merge merge, Describe describe_part)
 {
     using value_type = std::invoke_result_t<Job&>;
-    using op_type = decltype(st.pool.async_submit(std::declval<Job>(), net::deferred));
+    using op_type = decltype(st.pool.async_submit(with_faults(st, std::declval<Job>()), net::deferred));
     std::vector<op_type> ops;
     ops.reserve(jobs.size());
     for (auto& job : jobs) {
-        ops.push_back(st.pool.async_submit(std::move(job), net::deferred));
+        ops.push_back(st.pool.async_submit(with_faults(st, std::move(job)), net::deferred));
     }
     auto submitted = steady_clock::now();
     auto [order, outcomes] = co_await net::experimental::make_parallel_group(std::move(ops))

@@ -299,6 +299,38 @@ TEST(Hardening, AClientThatLeavesMidRequestIsCountedAndItsWorkCancelled)
     EXPECT_EQ(stats["pool"]["completed"], 1); // the job ran to its end; only its answer had nowhere to go
 }
 
+TEST(Hardening, AJobThatThrowsGets500AndTheWorkerCarriesOn)
+{
+    // Every second job throws in the worker (fault injection); one worker, so it must survive each failure
+    // for the requests after it to be served.
+    duet::test::server_process p{server_binary,
+                                 {"--port", "0", "--workers", "1", "--set", "faults.fail_every_nth_job=2"}};
+    auto port = p.wait_listening();
+    ASSERT_TRUE(port) << p.output();
+    std::vector<unsigned> statuses;
+    for (int i = 0; i < 4; ++i) {
+        auto r = http_get(*port, "/cpu/fib?n=20");
+        statuses.push_back(r.status);
+        if (r.status == 500) {
+            EXPECT_EQ(r.json()["error"]["code"], "job_failed") << r.body;
+            EXPECT_NE(r.body.find("faults.fail_every_nth_job"), std::string::npos) << r.body;
+        } else {
+            EXPECT_EQ(r.json()["result"]["value"], 6765) << r.body;
+        }
+    }
+    EXPECT_EQ(statuses, (std::vector<unsigned>{200, 500, 200, 500}));
+    // A split request fails as a whole when one of its parts does (jobs 5 and 6: the second part throws).
+    auto split = http_get(*port, "/cpu/primes?n=100000&mode=split&parts=2");
+    EXPECT_EQ(split.status, 500U) << split.body;
+    auto stats = http_get(*port, "/stats").json();
+    EXPECT_EQ(stats["pool"]["failed"], 3) << stats["pool"].dump();
+    EXPECT_EQ(stats["pool"]["completed"], 3) << stats["pool"].dump();
+    EXPECT_EQ(stats["requests"]["endpoints"]["/cpu/fib"]["status"]["500"], 2);
+    EXPECT_TRUE(p.wait_for_output("CPU job failed", 5s)) << p.output();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(), 0);
+}
+
 TEST(Hardening, PipelinedRequestsAreAnsweredInOrder)
 {
     running_server server;

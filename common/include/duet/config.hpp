@@ -68,6 +68,12 @@ struct stats_config
     std::int64_t stream_send_buffer_bytes = 65536;
 };
 
+/// Fault injection, off by default: failures on purpose, to test clients and the server's error paths.
+struct faults_config
+{
+    std::int64_t fail_every_nth_job = 0; // 0: off
+};
+
 struct log_config
 {
     std::string level = "info";
@@ -83,6 +89,7 @@ struct config
     limits_config limits;
     stats_config stats;
     log_config log;
+    faults_config faults;
 };
 
 /// What one configuration key is: its dotted name, documentation and accepted values.
@@ -237,6 +244,11 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"log.level", "", "Least severe log level written.", 0, 0, log_levels}, c.log.level);
     f(key_info{"log.access", "", "Write one access-log line per request (off: it costs throughput)."},
       c.log.access);
+    f(key_info{"faults.fail_every_nth_job", "jobs",
+               "Fault injection: every Nth CPU job throws instead of running, and its request gets 500 "
+               "job_failed; 0 turns it off.",
+               0, 1000000000},
+      c.faults.fail_every_nth_job);
 }
 
 /// DUET_ + the key upper-cased with dots as underscores: "pool.queue_limit" -> "DUET_POOL_QUEUE_LIMIT".

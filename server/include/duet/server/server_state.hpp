@@ -51,7 +51,8 @@ struct server_state
     thread_ident io_thread;                     ///< set when the server starts running
     std::shared_ptr<spdlog::logger> access_log; ///< null when the access log is off
     server_stats stats;
-    event_feed feed; ///< /stats snapshots for /stats/stream subscribers
+    event_feed feed;             ///< /stats snapshots for /stats/stream subscribers
+    std::uint64_t jobs_made = 0; ///< CPU jobs created, counted for faults.fail_every_nth_job
 
     // Connections and the drain.
     connection_list connections;

@@ -25,6 +25,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 using duet::test::http_get;
 using duet::test::raw_exchange;
 using duet::test::running_server;
@@ -81,8 +82,7 @@ TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
          "bad_request"},
         {"bad chunk", "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
          "bad_request"},
-        {"NUL in a header", std::string{"GET /healthz HTTP/1.1\r\nX: a\0b\r\n\r\n", 35}, "400",
-         "bad_request"},
+        {"NUL in a header", "GET /healthz HTTP/1.1\r\nX: a\0b\r\n\r\n"s, "400", "bad_request"},
         {"control byte in the target", "GET /heal\x01thz HTTP/1.1\r\n\r\n", "400", "bad_request"},
         {"invalid percent-encoding", "GET /io/sleep?ms=%zz HTTP/1.1\r\nConnection: close\r\n\r\n", "400",
          "bad_query"},
@@ -223,6 +223,14 @@ TEST(Hardening, RunningOutOfDescriptorsIsLoggedOnceAndSurvived)
                                  {"--nofile=48:48", "--", server_binary, "--port", "0", "--workers", "1"}};
     auto port = p.wait_listening();
     ASSERT_TRUE(port) << p.output();
+    // First a connection that the client closes, answered before the descriptors run out. In a sanitizer
+    // build UBSan checks each polymorphic type the first time it meets it, probing memory through a pipe that
+    // it cannot open while the process has no descriptor left: it would report a false "invalid vptr" during
+    // the episode (seen for Asio's end-of-stream error category) and abort. After this the checks are done.
+    ASSERT_EQ(http_get(*port, "/healthz").status, 200U);
+    for (int i = 0; i < 50 && http_get(*port, "/stats").json()["connections"]["closed"]["client"] < 1; ++i) {
+        std::this_thread::sleep_for(20ms);
+    }
     {
         net::io_context ioc;
         std::vector<std::unique_ptr<tcp::socket>> sockets;

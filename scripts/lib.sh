@@ -7,8 +7,9 @@ DUET_BUILD_PACKAGES=(
   g++ cmake ninja-build
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev
 )
-# What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics.
-DUET_TEST_PACKAGES=(prometheus)
+# What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics; python3 and PyYAML, to
+# check the deployment files under docker/
+DUET_TEST_PACKAGES=(prometheus python3 python3-yaml)
 
 duet_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 

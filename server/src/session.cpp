@@ -2,6 +2,7 @@
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/wire.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -120,30 +121,6 @@ net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
             co_return; // the client closed, or the deadline passed: either way we are done
         }
     }
-}
-
-// A response as bytes on the wire: the status line and fields formatted into `head`, a buffer the connection
-// reuses, and the body as it is — one gather write, no copy of the body. This is what Beast's serializer
-// writes too, but its generic buffer sequences cost more than everything else on the /healthz path did.
-std::array<net::const_buffer, 2> wire_form(const response& res, std::string& head)
-{
-    head.clear();
-    head.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    const auto code = res.result_int();
-    head.push_back(static_cast<char>('0' + code / 100 % 10));
-    head.push_back(static_cast<char>('0' + code / 10 % 10));
-    head.push_back(static_cast<char>('0' + code % 10));
-    head.push_back(' ');
-    head.append(res.reason());
-    head.append("\r\n");
-    for (const auto& field : res) {
-        head.append(field.name_string());
-        head.append(": ");
-        head.append(field.value());
-        head.append("\r\n");
-    }
-    head.append("\r\n");
-    return {net::buffer(head), net::buffer(res.body())};
 }
 
 void log_access(server_state& st, const std::string& peer, const request& req, unsigned status,

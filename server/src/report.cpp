@@ -3,23 +3,51 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <random>
 
 namespace duet::server {
 namespace {
 
-// Microseconds with nanosecond precision: 3.217 rather than 3.
-double micros(std::chrono::nanoseconds d)
+constexpr auto dump_json = [](const nlohmann::ordered_json& j) {
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+};
+
+// Microseconds with nanosecond resolution, as exactly three decimals from the integer count: 3.217, 0.000.
+void append_micros(std::string& out, std::chrono::nanoseconds d)
 {
-    return static_cast<double>(d.count()) / 1000.0;
+    const auto ns = std::max<std::int64_t>(d.count(), 0);
+    fmt::format_to(std::back_inserter(out), "{}.{:03}", ns / 1000, ns % 1000);
 }
 
-nlohmann::ordered_json thread_json(const thread_ident* t)
+// A JSON string: quotes, backslashes and control characters escaped (the text here is ASCII: ids, paths, our
+// thread names).
+void append_string(std::string& out, std::string_view text)
+{
+    out.push_back('"');
+    for (char c : text) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+            out.push_back(c);
+        }
+    }
+    out.push_back('"');
+}
+
+void append_thread(std::string& out, const thread_ident* t)
 {
     if (t == nullptr) {
-        return nullptr;
+        out += "null";
+        return;
     }
-    return {{"name", t->name}, {"tid", t->tid}};
+    out += R"({"name":)";
+    append_string(out, t->name);
+    fmt::format_to(std::back_inserter(out), R"(,"tid":{}}})", t->tid);
 }
 
 bool valid_client_id(std::string_view id)
@@ -32,25 +60,43 @@ bool valid_client_id(std::string_view id)
 
 } // namespace
 
+// Written out directly rather than built as a JSON document and then dumped: the report is on every /io and
+// /cpu response, and its DOM cost more than the rest of an /io request's handling. Only the handler's result,
+// the parameters and a split's parts, which are documents already, are dumped.
 std::string report_body(const report_context& ctx, const handler_output& out)
 {
     const auto& w = out.work;
-    nlohmann::ordered_json report = {
-        {"id", ctx.id},
-        {"endpoint", ctx.endpoint},
-        {"params", ctx.params},
-        {"model", w.model},
-        {"timing_us",
-         {{"total", micros(ctx.total)}, {"queue", micros(w.queue)}, {"service", micros(w.service)}}},
-        {"threads", {{"io", thread_json(ctx.io_thread)}, {"worker", thread_json(w.worker)}}},
-        {"cores", {{"start", w.core_start}, {"end", w.core_end}}},
-        {"cpu_time_us", micros(w.cpu)},
-    };
+    std::string body;
+    body.reserve(640);
+    body += R"({"result":)";
+    body += dump_json(out.result);
+    body += R"(,"report":{"id":)";
+    append_string(body, ctx.id);
+    body += R"(,"endpoint":)";
+    append_string(body, ctx.endpoint);
+    body += R"(,"params":)";
+    body += dump_json(ctx.params);
+    body += R"(,"model":)";
+    append_string(body, w.model);
+    body += R"(,"timing_us":{"total":)";
+    append_micros(body, ctx.total);
+    body += R"(,"queue":)";
+    append_micros(body, w.queue);
+    body += R"(,"service":)";
+    append_micros(body, w.service);
+    body += R"(},"threads":{"io":)";
+    append_thread(body, ctx.io_thread);
+    body += R"(,"worker":)";
+    append_thread(body, w.worker);
+    fmt::format_to(std::back_inserter(body), R"(}},"cores":{{"start":{},"end":{}}},"cpu_time_us":)",
+                   w.core_start, w.core_end);
+    append_micros(body, w.cpu);
     if (!out.split.is_null()) {
-        report["split"] = out.split;
+        body += R"(,"split":)";
+        body += dump_json(out.split);
     }
-    nlohmann::ordered_json body = {{"result", out.result}, {"report", std::move(report)}};
-    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    body += "}}";
+    return body;
 }
 
 std::string server_timing(std::chrono::nanoseconds queue, std::chrono::nanoseconds service,

@@ -42,7 +42,10 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 // Bytes asked for per read while waiting for a new request; Beast grows the buffer if a request needs more.
-constexpr std::size_t read_chunk = 4096;
+// Every open connection holds this much while its request is handled: 1 KB takes a typical request (wrk's
+// are under 100 bytes, a browser's a few hundred) and costs 3 KB less per connection than 4 KB did, 29 MB at
+// 10,000 connections.
+constexpr std::size_t read_chunk = 1024;
 
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
 constexpr unsigned client_closed_request = 499;

@@ -177,9 +177,14 @@ struct load_engine::impl
         }
 
         while (!th.stopping) {
+            // Done before (re)connecting too: a connection whose last request failed must not keep dialling a
+            // dead server once the run's requests or time are used up.
+            if (th.budget == 0 || (deadline && steady_clock::now() >= *deadline)) {
+                break;
+            }
             if (!connected) {
                 stream.expires_after(opts.connect_timeout);
-                auto [ec, ep] = co_await net::async_connect(stream.socket(), endpoints, use_tuple);
+                auto [ec, ep] = co_await stream.async_connect(endpoints, use_tuple);
                 if (ec) {
                     if (th.stopping) {
                         break;
@@ -241,7 +246,7 @@ struct load_engine::impl
                         beast::error_code ignored;
                         stream.socket().close(ignored);
                         stream.expires_after(opts.connect_timeout);
-                        auto [cec, ep] = co_await net::async_connect(stream.socket(), endpoints, use_tuple);
+                        auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
                         if (!cec) {
                             ++th.counts.reconnects;
                             served_here = 0;
@@ -388,8 +393,8 @@ void load_engine::preflight()
     beast::tcp_stream stream{ioc};
     stream.expires_after(m.opts.connect_timeout);
     boost::system::error_code ec;
-    net::async_connect(stream.socket(), m.endpoints,
-                       [&](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
+    // Through the stream, so that its deadline applies (the socket's own connect would wait for the kernel).
+    stream.async_connect(m.endpoints, [&](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
     ioc.run();
     if (ec) {
         throw unreachable_error{"cannot connect to " + m.opts.target.authority() + ": " + ec.message()};

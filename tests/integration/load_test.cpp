@@ -163,6 +163,23 @@ TEST(LoadProcess, UnreachableTargetIsBadUsage)
     EXPECT_EQ(bad_flag.wait_exit(), 2);
 }
 
+TEST(LoadProcess, ARequestCountEndsTheRunWhenTheServerNeverAnswers)
+{
+    // A stalled server: it never accepts, and its backlog of one is soon full, so most connects time out. -n
+    // 1 must end once its one request has failed, not keep redialling on its other connections. The image's
+    // healthcheck relies on this.
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor stalled{ioc};
+    stalled.open(boost::asio::ip::tcp::v4());
+    stalled.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    stalled.listen(1);
+    auto url = "http://127.0.0.1:" + std::to_string(stalled.local_endpoint().port()) + "/healthz";
+    duet::test::server_process probe{load_binary,
+                                     {"-n", "1", "-c", "10", "-t", "2", "-q", "--timeout", "1s",
+                                      "--connect-timeout", "1s", "--max-error-rate", "0", url}};
+    EXPECT_EQ(probe.wait_exit(10s), 1) << probe.output();
+}
+
 TEST(LoadProcess, SummaryJsonAndExitCodes)
 {
     running_server server;

@@ -33,6 +33,10 @@ const endpoint* router::find(std::string_view target) const noexcept
 {
     target = origin_form(target);
     std::string_view path = target.substr(0, target.find('?'));
+    if (path.empty()) {
+        path =
+            "/"; // an absolute form with a query and no path, http://host?x: the path is "/" (RFC 9112 3.2.2)
+    }
     for (const auto& e : endpoints_) {
         if (e.path == path) {
             return &e;

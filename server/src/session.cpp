@@ -150,24 +150,28 @@ close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, co
 }
 
 // Completes when the client has gone away (it closed or reset the connection) while its request is handled:
-// then the handling is cancelled and nothing is written. Data it sends meanwhile (a pipelined request) is
-// left for the next read, and the watch goes on quietly until cancelled.
+// then the handling is cancelled and nothing is written. A half-close (the client shut down only its sending
+// side) is the same end of stream on the wire and counts as gone, as it does for nginx. Data it sends
+// meanwhile (a pipelined request) is left for the next read, and the watch goes on quietly until cancelled.
 net::awaitable<void> client_gone(beast::tcp_stream& stream)
 {
     auto& socket = stream.socket();
-    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
-    if (ec == net::error::operation_aborted) {
-        co_return; // the handler finished first and cancelled this watch
+    for (;;) {
+        auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+        if (ec) {
+            co_return; // cancelled because the handler finished first, or the socket failed: either way, done
+        }
+        char byte = 0;
+        auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) {
+            break; // a pipelined request
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) { // EWOULDBLOCK is EAGAIN on Linux
+            co_return; // end of stream or reset: nobody is waiting for the answer
+        }
+        // A spurious wake-up: nothing to read after all; watch again.
     }
-    if (ec) {
-        co_return; // the socket failed: the client is gone as far as we can tell
-    }
-    char byte = 0;
-    auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-        co_return; // end of stream or reset: nobody is waiting for the answer
-    }
-    // A pipelined request: leave it in the socket and wait until the handler finishes and cancels this wait.
+    // Leave the pipelined request in the socket and wait until the handler finishes and cancels this wait.
     net::steady_timer forever{socket.get_executor(), net::steady_timer::time_point::max()};
     co_await forever.async_wait(use_tuple);
 }
@@ -359,6 +363,14 @@ void refuse_over_capacity(tcp::socket& socket, const server_state& st)
     ::send(socket.native_handle(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     beast::error_code ignored; // the connection is being refused: how it closes changes nothing
     socket.shutdown(tcp::socket::shutdown_send, ignored);
+    // Closing with unread input makes the kernel answer with a reset, which can destroy the 503 before the
+    // client reads it: discard what has arrived already (a request is usually there by now), without waiting.
+    std::array<char, 4096> sink{};
+    for (int i = 0; i < 16; ++i) {
+        if (::recv(socket.native_handle(), sink.data(), sink.size(), MSG_DONTWAIT) <= 0) {
+            break;
+        }
+    }
     socket.close(ignored);
 }
 

@@ -38,7 +38,10 @@ TEST(Router, AbsoluteFormTargetsRouteLikeOriginForm)
     EXPECT_EQ(m->ep->path, "/io/sleep");
     EXPECT_EQ(m->params.get("ms"), 7);
     EXPECT_TRUE(r.route(http::verb::get, "HTTP://example.org/healthz"));
-    EXPECT_TRUE(r.route(http::verb::get, "http://example.org")); // no path: "/"
+    EXPECT_TRUE(r.route(http::verb::get, "http://example.org"));          // no path: "/"
+    auto query_only = r.route(http::verb::get, "http://example.org?x=1"); // "/" with a query it does not take
+    ASSERT_FALSE(query_only);
+    EXPECT_EQ(query_only.error().status, http::status::bad_request) << query_only.error().message;
     EXPECT_FALSE(r.route(http::verb::get, "http://example.org/nope"));
 }
 

@@ -31,11 +31,10 @@ router::router(std::vector<endpoint> endpoints) : endpoints_{std::move(endpoints
 
 const endpoint* router::find(std::string_view target) const noexcept
 {
-    target = origin_form(target);
-    std::string_view path = target.substr(0, target.find('?'));
-    if (path.empty()) {
-        path =
-            "/"; // an absolute form with a query and no path, http://host?x: the path is "/" (RFC 9112 3.2.2)
+    const auto origin = origin_form(target);
+    std::string_view path = origin.substr(0, origin.find('?'));
+    if (path.empty() && origin.size() != target.size()) {
+        path = "/"; // absolute form with a query and no path, http://host?x: the path is / (RFC 9112 3.2.2)
     }
     for (const auto& e : endpoints_) {
         if (e.path == path) {
@@ -48,9 +47,9 @@ const endpoint* router::find(std::string_view target) const noexcept
 boost::system::result<router::match, http_error> router::route(http::verb method,
                                                                std::string_view target) const
 {
-    target = origin_form(target);
-    auto qmark = target.find('?');
-    std::string_view query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
+    const auto origin = origin_form(target);
+    auto qmark = origin.find('?');
+    std::string_view query = qmark == std::string_view::npos ? std::string_view{} : origin.substr(qmark + 1);
     const endpoint* ep = find(target);
     if (ep == nullptr) {
         return http_error{http::status::not_found,

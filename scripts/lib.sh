@@ -37,3 +37,12 @@ duet_build() {
   [ -f "build/$preset/CMakeCache.txt" ] || cmake --preset "$preset"
   cmake --build --preset "$preset" "$@"
 }
+
+# Benchmark helpers, shared by the bench-* scripts.
+# The median of the numbers on standard input, one per line.
+duet_median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# A wrk duration on standard input (850.00us, 1.20ms, 1.05s) in milliseconds, with DECIMALS decimals.
+duet_to_ms() {
+  awk -v d="${1:-3}" '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)}
+    else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.*f", d, v}'
+}

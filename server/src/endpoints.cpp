@@ -41,8 +41,7 @@ response index(server_state& st, const request& req)
 response stats(server_state& st, const request& req)
 {
     auto doc = stats_json(st, std::chrono::steady_clock::now());
-    return plain_json(http::status::ok,
-                      doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace), req);
+    return plain_json(http::status::ok, json_text(doc), req);
 }
 
 response metrics(server_state& st, const request& req)

@@ -1,4 +1,5 @@
 #include <duet/server/http_error.hpp>
+#include <duet/server/report.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -17,9 +18,8 @@ std::string http_error::body() const
     if (limit) {
         e["limit"] = *limit;
     }
-    // Client bytes (a parameter name) may be invalid UTF-8: replace them rather than throw.
-    return nlohmann::ordered_json{{"error", std::move(e)}}.dump(
-        -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    // Client bytes (a parameter name) may be invalid UTF-8: json_text replaces them rather than throw.
+    return json_text(nlohmann::ordered_json{{"error", std::move(e)}});
 }
 
 } // namespace duet::server

@@ -10,10 +10,6 @@
 namespace duet::server {
 namespace {
 
-constexpr auto dump_json = [](const nlohmann::ordered_json& j) {
-    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-};
-
 // Microseconds with nanosecond resolution, as exactly three decimals from the integer count: 3.217, 0.000.
 void append_micros(std::string& out, std::chrono::nanoseconds d)
 {
@@ -63,19 +59,24 @@ bool valid_client_id(std::string_view id)
 // Written out directly rather than built as a JSON document and then dumped: the report is on every /io and
 // /cpu response, and its DOM cost more than the rest of an /io request's handling. Only the handler's result,
 // the parameters and a split's parts, which are documents already, are dumped.
+std::string json_text(const nlohmann::ordered_json& j)
+{
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string report_body(const report_context& ctx, const handler_output& out)
 {
     const auto& w = out.work;
     std::string body;
     body.reserve(640);
     body += R"({"result":)";
-    body += dump_json(out.result);
+    body += json_text(out.result);
     body += R"(,"report":{"id":)";
     append_string(body, ctx.id);
     body += R"(,"endpoint":)";
     append_string(body, ctx.endpoint);
     body += R"(,"params":)";
-    body += dump_json(ctx.params);
+    body += json_text(ctx.params);
     body += R"(,"model":)";
     append_string(body, w.model);
     body += R"(,"timing_us":{"total":)";
@@ -93,7 +94,7 @@ std::string report_body(const report_context& ctx, const handler_output& out)
     append_micros(body, w.cpu);
     if (!out.split.is_null()) {
         body += R"(,"split":)";
-        body += dump_json(out.split);
+        body += json_text(out.split);
     }
     body += "}}";
     return body;

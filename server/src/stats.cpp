@@ -325,8 +325,7 @@ nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now
 std::string stats_event(server_state& st)
 {
     // Each event's id is its sequence number; data is one line of JSON, as SSE requires for one data field.
-    auto data = stats_json(st, steady_clock::now())
-                    .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    auto data = json_text(stats_json(st, steady_clock::now()));
     return fmt::format("event: stats\nid: {}\ndata: {}\n\n", ++st.stats.events_sent, data);
 }
 

@@ -50,6 +50,10 @@ struct report_context
     std::chrono::nanoseconds total{}; ///< request fully read -> response ready
 };
 
+/// JSON as the server sends it: compact, and bytes that are not UTF-8 (a client's parameter name) replaced
+/// rather than thrown on.
+std::string json_text(const nlohmann::ordered_json& j);
+
 /// The response body {"result": …, "report": {…}}; the schema is in docs/API.md.
 std::string report_body(const report_context& ctx, const handler_output& out);
 

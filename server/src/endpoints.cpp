@@ -12,11 +12,9 @@ namespace {
 
 response plain_json(http::status status, std::string body, const request& req)
 {
-    response res{status, req.version()};
-    res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
-    res.body() = std::move(body);
-    res.prepare_payload();
+    response res{status, req.version};
+    res.content_type = "application/json";
+    res.body = std::move(body);
     return res;
 }
 
@@ -46,11 +44,9 @@ response stats(server_state& st, const request& req)
 
 response metrics(server_state& st, const request& req)
 {
-    response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.keep_alive(req.keep_alive());
-    res.body() = metrics_text(st);
-    res.prepare_payload();
+    response res{http::status::ok, req.version};
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = metrics_text(st);
     return res;
 }
 
@@ -59,7 +55,7 @@ response metrics(server_state& st, const request& req)
 response stats_stream(server_state& st, const request& req)
 {
     auto limit = static_cast<std::uint64_t>(st.cfg.stats.max_stream_subscribers);
-    if (req.method() == http::verb::get && st.stats.stream_subscribers >= limit) {
+    if (req.method == http::verb::get && st.stats.stream_subscribers >= limit) {
         http_error e{
             http::status::service_unavailable,
             "too_many_subscribers",
@@ -69,17 +65,16 @@ response stats_stream(server_state& st, const request& req)
             {},
             5};
         auto res = plain_json(e.status, e.body(), req);
-        res.set(http::field::retry_after, "5");
+        res.retry_after_s = e.retry_after_s;
         return res;
     }
-    if (req.method() == http::verb::get) {
+    if (req.method == http::verb::get) {
         ++st.stats.stream_subscribers;
     }
-    response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "text/event-stream");
-    res.set(http::field::cache_control, "no-cache");
-    res.set("X-Accel-Buffering", "no"); // tells nginx in front not to buffer the stream
-    res.keep_alive(false);
+    response res{http::status::ok, req.version};
+    res.content_type = "text/event-stream";
+    res.event_stream = true;
+    res.keep_alive = false; // the stream ends with the connection
     return res;
 }
 

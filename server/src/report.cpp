@@ -100,12 +100,26 @@ std::string report_body(const report_context& ctx, const handler_output& out)
     return body;
 }
 
-std::string server_timing(std::chrono::nanoseconds queue, std::chrono::nanoseconds service,
-                          std::chrono::nanoseconds total)
+void append_server_timing(std::string& out, const timing& t)
 {
-    auto ms = [](std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; };
-    return fmt::format("queue;dur={:.3f}, service;dur={:.3f}, total;dur={:.3f}", ms(queue), ms(service),
-                       ms(total));
+    // Milliseconds with three decimals, from whole microseconds: integer formatting, no floating point.
+    auto append_ms = [&out](std::chrono::nanoseconds d) {
+        const auto us = (std::max<std::int64_t>(d.count(), 0) + 500) / 1000;
+        fmt::format_to(std::back_inserter(out), "{}.{:03}", us / 1000, us % 1000);
+    };
+    out += "queue;dur=";
+    append_ms(t.queue);
+    out += ", service;dur=";
+    append_ms(t.service);
+    out += ", total;dur=";
+    append_ms(t.total);
+}
+
+std::string server_timing(const timing& t)
+{
+    std::string out;
+    append_server_timing(out, t);
+    return out;
 }
 
 request_ids::request_ids() : prefix_{std::random_device{}()} {}

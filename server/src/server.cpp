@@ -19,6 +19,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 
 namespace duet::server {
@@ -160,7 +161,7 @@ struct server::impl
         // response, which carries Connection: close.
         for (auto& c : st.connections) {
             if (c.idle) {
-                c.stream.cancel();
+                c.socket.cancel(ignored);
             }
         }
         net::co_spawn(ioc, finish_drain(), [](const std::exception_ptr& e) { log_exception("drain", e); });
@@ -187,6 +188,33 @@ struct server::impl
 
     // The event-loop probe: a timer due every interval; how late it fires is how long the loop was busy with
     // something else. Recorded as lag; a lag over the threshold is a stall.
+    // The connections' deadlines (see connection): one timer for all of them. A deadline is kept within one
+    // period of the sweep, a tenth of the shortest timeout and at most 100 ms.
+    net::awaitable<void> deadline_sweep()
+    {
+        const auto& sc = cfg.server;
+        const auto shortest =
+            std::min({sc.idle_timeout_ms, sc.header_timeout_ms, sc.write_timeout_ms,
+                      sc.linger_timeout_ms > 0 ? sc.linger_timeout_ms : sc.idle_timeout_ms});
+        const std::chrono::milliseconds period{std::clamp<std::int64_t>(shortest / 10, 1, 100)};
+        net::steady_timer timer{ioc};
+        for (;;) {
+            timer.expires_after(period);
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+                co_return;
+            }
+            const auto now = coarse_clock::now();
+            for (auto& c : st.connections) {
+                if (c.deadline <= now) {
+                    c.disarm();
+                    c.expired = true;
+                    boost::system::error_code ignored; // a socket with nothing pending has nothing to cancel
+                    c.socket.cancel(ignored);
+                }
+            }
+        }
+    }
+
     net::awaitable<void> probe_loop()
     {
         const auto interval = std::chrono::milliseconds{cfg.stats.loop_probe_interval_ms};
@@ -267,6 +295,7 @@ void server::run()
     auto log_failure = [](const char* what) {
         return [what](const std::exception_ptr& e) { log_exception(what, e); };
     };
+    net::co_spawn(m.ioc, m.deadline_sweep(), log_failure("deadline sweep"));
     net::co_spawn(m.ioc, m.probe_loop(), log_failure("event-loop probe"));
     net::co_spawn(m.ioc, m.sample_loop(), log_failure("CPU sampler"));
     net::co_spawn(m.ioc, m.publish_loop(), log_failure("stats stream"));

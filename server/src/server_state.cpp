@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <time.h>
+
 namespace duet::server {
 
 namespace {
@@ -17,6 +19,13 @@ std::vector<std::string> paths(const router& r)
 }
 
 } // namespace
+
+coarse_clock::time_point coarse_clock::now() noexcept
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return time_point{std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds{ts.tv_nsec}};
+}
 
 server_state::server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance)
     : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c, p.size())},

@@ -1,29 +1,30 @@
 #include <duet/server/request_handler.hpp>
+#include <duet/server/request_parser.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
 #include <duet/server/stats.hpp>
 #include <duet/server/wire.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <variant>
 
@@ -35,31 +36,98 @@ namespace http = beast::http;
 using net::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-using namespace net::experimental::awaitable_operators;
 
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-// Bytes asked for per read while waiting for a new request; Beast grows the buffer if a request needs more.
-// Every open connection holds this much while its request is handled: 1 KB takes a typical request (wrk's
-// are under 100 bytes, a browser's a few hundred) and costs 3 KB less per connection than 4 KB did, 29 MB at
-// 10,000 connections.
+// Bytes asked for per read. Every open connection holds this much while its request is handled: 1 KB takes a
+// typical request (wrk's are under 100 bytes, a browser's a few hundred) and the buffer grows, up to
+// server.max_header_bytes more, for a request that needs it.
 constexpr std::size_t read_chunk = 1024;
 
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
 constexpr unsigned client_closed_request = 499;
+
+// While a request is handled, its client may go away (close or reset the connection): then the handling is
+// cancelled (a wait ends at once; a job's result is dropped) and nothing is written. A half-close (the client
+// shut down only its sending side) is the same end of stream on the wire and counts as gone, as it does for
+// nginx. A pipelined request that arrives meanwhile ends the watch and waits for the next read.
+//
+// Shared by the session and the completion of its pending wait, which can run after the session has ended:
+// that completion touches the socket and the signal only while the watch is armed, and the session disarms
+// it before going on.
+struct client_watch
+{
+    net::cancellation_signal cancel; ///< bound to the session coroutine: cancels what it awaits
+    tcp::socket* socket = nullptr;
+    bool armed = false;
+    bool gone = false;
+};
+
+void watch_client(const std::shared_ptr<client_watch>& w)
+{
+    w->socket->async_wait(tcp::socket::wait_read, [w](const beast::error_code& ec) {
+        if (ec || !w->armed) {
+            return; // disarmed: the handling finished first
+        }
+        char byte = 0;
+        auto n = ::recv(w->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) {
+            return; // a pipelined request
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) { // EWOULDBLOCK is EAGAIN on Linux
+            watch_client(w);                                // a spurious wake-up: watch again
+            return;
+        }
+        w->gone = true; // end of stream or reset: nobody is waiting for the answer
+        w->cancel.emit(net::cancellation_type::terminal);
+    });
+}
+
+// What a connection's coroutine holds: the socket, its place in the server's connection list, the read
+// buffer, the request being read (its strings are reused from one request to the next) and the buffer the
+// response's header is formatted in.
+struct session
+{
+    session(tcp::socket s, server_state& state, std::shared_ptr<client_watch> w)
+        : socket{std::move(s)}, st{state}, conn{socket}, watch{std::move(w)},
+          buffer{static_cast<std::size_t>(state.cfg.server.max_header_bytes) + read_chunk}
+    {
+        watch->socket = &socket;
+        st.connections.push_back(conn);
+    }
+
+    tcp::socket socket;
+    server_state& st;
+    connection conn;
+    std::shared_ptr<client_watch> watch;
+    beast::flat_buffer buffer;
+    request req;
+    std::string head;
+    std::string peer; ///< for the access log
+};
 
 http_error refusal(http::status status, const char* code, std::string message, std::int64_t limit)
 {
     return http_error{status, code, std::move(message), {}, limit, {}, {}};
 }
 
-// A failed read: either a request we must refuse with a status (then close, as the stream cannot be
-// resynced), or nullopt for the ends that are nobody's fault or cannot be answered: the peer closed or reset,
-// the header deadline passed (tcp_stream has already closed the socket), or the drain cancelled the read.
-std::optional<http_error> refusal_for(const beast::error_code& ec, const duet::server_config& sc)
+// A request that failed to parse, as the refusal to answer it with before closing (the stream cannot be
+// resynced).
+http_error refusal_for(const beast::error_code& ec, const request_parser& parser,
+                       const duet::server_config& sc)
 {
+    if (parser.violated() == request_parser::violation::target_too_long) {
+        return refusal(http::status::uri_too_long, "target_too_long",
+                       "the request target exceeds the limit (config key server.max_target_bytes)",
+                       sc.max_target_bytes);
+    }
+    if (parser.violated() == request_parser::violation::too_many_fields) {
+        return refusal(http::status::request_header_fields_too_large, "too_many_headers",
+                       "the request has more header fields than allowed (config key server.max_header_count)",
+                       sc.max_header_count);
+    }
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         return refusal(http::status::request_header_fields_too_large, "header_too_large",
                        "the request line and headers exceed the limit (config key server.max_header_bytes)",
@@ -70,121 +138,157 @@ std::optional<http_error> refusal_for(const beast::error_code& ec, const duet::s
                        "the request body exceeds the limit (config key server.max_body_bytes)",
                        sc.max_body_bytes);
     }
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
-        return std::nullopt;
-    }
-    if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
-        return http_error{http::status::bad_request,
-                          "bad_request",
-                          "malformed HTTP request: " + ec.message(),
-                          {},
-                          std::nullopt,
-                          {},
-                          {}};
-    }
-    return std::nullopt;
+    return http_error{http::status::bad_request,
+                      "bad_request",
+                      "malformed HTTP request: " + ec.message(),
+                      {},
+                      std::nullopt,
+                      {},
+                      {}};
 }
 
-// Bounds that Beast's parser does not enforce by itself, checked once the header is in.
-std::optional<http_error> refusal_for(const request& req, const duet::server_config& sc)
+// Why a socket operation failed, as a close reason: the expected ends of a connection, told apart for /stats.
+close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, const session& s)
 {
-    if (static_cast<std::int64_t>(req.target().size()) > sc.max_target_bytes) {
-        return refusal(http::status::uri_too_long, "target_too_long",
-                       "the request target exceeds the limit (config key server.max_target_bytes)",
-                       sc.max_target_bytes);
+    if (s.conn.expired) {
+        return on_timeout;
     }
-    std::int64_t fields = 0;
-    for (auto it = req.begin(); it != req.end() && fields <= sc.max_header_count; ++it) {
-        ++fields;
+    if (ec == net::error::operation_aborted) {
+        return s.st.draining ? close_reason::drain : close_reason::error;
     }
-    if (fields > sc.max_header_count) {
-        return refusal(http::status::request_header_fields_too_large, "too_many_headers",
-                       "the request has more header fields than allowed (config key server.max_header_count)",
-                       sc.max_header_count);
+    if (ec == net::error::eof || ec == net::error::connection_reset) {
+        return close_reason::client;
     }
-    return std::nullopt;
+    return close_reason::error;
+}
+
+// Writes the buffers whole within the write deadline. A response nearly always fits the socket's send buffer,
+// so it is sent at once (one sendmsg, no wait, no deadline to set); only what does not fit waits for the
+// socket. The socket is in non-blocking mode.
+template <typename Buffers>
+net::awaitable<beast::error_code> send(session& s, const Buffers& buffers)
+{
+    beast::error_code ec;
+    const auto sent = s.socket.write_some(buffers, ec);
+    if (!ec && sent == net::buffer_size(buffers)) {
+        co_return ec;
+    }
+    if (ec && ec != net::error::would_block) {
+        co_return ec;
+    }
+    beast::buffers_suffix<Buffers> rest{buffers};
+    rest.consume(sent);
+    s.conn.arm(milliseconds{s.st.cfg.server.write_timeout_ms});
+    auto [write_ec, n] = co_await net::async_write(s.socket, rest, use_tuple);
+    s.conn.disarm();
+    co_return write_ec;
+}
+
+// The end of reading a request: nothing (the request is in s.req), a refusal to answer before closing, or a
+// reason to close without a word.
+using read_end = std::variant<std::monostate, http_error, close_reason>;
+
+// Reads one request: from the bytes already buffered first (a pipelined request may be whole there), then
+// from the socket. Until its first byte arrives the connection is idle (a drain may close it) and the idle
+// deadline applies; from then on, one header deadline for the whole request, header and body (restarted
+// after a 100 Continue), however the bytes trickle in.
+net::awaitable<read_end> read_request(session& s)
+{
+    const auto& sc = s.st.cfg.server;
+    const milliseconds header_timeout{sc.header_timeout_ms};
+    request_parser parser{s.req, sc};
+    std::optional<coarse_clock::time_point> due; // the header deadline, once the request has begun
+    bool go_ahead_sent = false;
+    for (;;) {
+        if (s.buffer.size() > 0) {
+            beast::error_code ec;
+            s.buffer.consume(parser.put(s.buffer.data(), ec));
+            if (parser.is_done()) {
+                co_return std::monostate{};
+            }
+            if (ec && ec != http::error::need_more) {
+                co_return refusal_for(ec, parser, sc);
+            }
+            if (parser.is_header_done() && s.req.expect_continue && s.req.version == 11 && !go_ahead_sent) {
+                // The client waits for our go-ahead before it sends the body; a body over the limit was
+                // refused already, when its Content-Length was parsed.
+                go_ahead_sent = true;
+                static constexpr std::string_view go_ahead = "HTTP/1.1 100 Continue\r\n\r\n";
+                if (auto write_ec = co_await send(s, net::buffer(go_ahead))) {
+                    co_return reason_for(write_ec, close_reason::write_timeout, s);
+                }
+                due = coarse_clock::now() + header_timeout;
+            }
+            if (!ec && s.buffer.size() > 0) {
+                continue; // the header is in, and body bytes are buffered already
+            }
+        }
+        const bool waiting = s.buffer.size() == 0 && !parser.is_header_done();
+        if (waiting && s.st.draining) {
+            co_return close_reason::drain;
+        }
+        if (!waiting && !due) {
+            due = coarse_clock::now() + header_timeout;
+        }
+        const auto room = std::min(read_chunk, s.buffer.max_size() - s.buffer.size());
+        if (room == 0) { // the parser's header limit stops a request before this
+            co_return refusal_for(http::error::header_limit, parser, sc);
+        }
+        s.conn.idle = waiting;
+        if (waiting) {
+            s.conn.arm(milliseconds{sc.idle_timeout_ms});
+        } else {
+            s.conn.arm_until(*due);
+        }
+        auto [ec, n] = co_await s.socket.async_read_some(s.buffer.prepare(room), use_tuple);
+        s.conn.disarm();
+        s.conn.idle = false;
+        if (ec) {
+            co_return reason_for(ec, waiting ? close_reason::idle_timeout : close_reason::read_timeout, s);
+        }
+        s.buffer.commit(n);
+    }
 }
 
 // Lingering close (RFC 9112 9.6): stop sending, then read and discard what the client still sends, until it
 // closes or the deadline passes. Closing with unread data makes the kernel answer with a reset, and on some
 // stacks a reset destroys the refusal we just sent before the client reads it. Bounded by time; the bytes are
 // thrown away as they come.
-net::awaitable<void> linger(beast::tcp_stream& stream, milliseconds timeout)
+net::awaitable<void> linger(session& s)
 {
+    const milliseconds timeout{s.st.cfg.server.linger_timeout_ms};
     beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s.socket.shutdown(tcp::socket::shutdown_send, ec);
     if (ec || timeout.count() == 0) {
         co_return;
     }
     std::array<char, 4096> sink{};
-    stream.expires_after(timeout);
+    s.conn.arm(timeout);
     for (;;) {
-        auto [read_ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        auto [read_ec, n] = co_await s.socket.async_read_some(net::buffer(sink), use_tuple);
         if (read_ec) {
             co_return; // the client closed, or the deadline passed: either way we are done
         }
     }
 }
 
-void log_access(server_state& st, const std::string& peer, const request& req, unsigned status,
-                std::size_t bytes, steady_clock::time_point received, steady_clock::time_point done)
+void log_access(const session& s, unsigned status, std::size_t bytes, steady_clock::time_point received,
+                steady_clock::time_point done)
 {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - received).count();
-    st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, req.method_string(), req.target(),
-                        req.version() / 10, req.version() % 10, status, bytes, us);
-}
-
-// Why a read or write failed, as a close reason: the expected ends of a connection, told apart for /stats.
-close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, const server_state& st)
-{
-    if (ec == beast::error::timeout) {
-        return on_timeout;
-    }
-    if (ec == net::error::operation_aborted) {
-        return st.draining ? close_reason::drain : close_reason::error;
-    }
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof) {
-        return close_reason::client;
-    }
-    return close_reason::error;
-}
-
-// Completes when the client has gone away (it closed or reset the connection) while its request is handled:
-// then the handling is cancelled and nothing is written. A half-close (the client shut down only its sending
-// side) is the same end of stream on the wire and counts as gone, as it does for nginx. Data it sends
-// meanwhile (a pipelined request) is left for the next read, and the watch goes on quietly until cancelled.
-net::awaitable<void> client_gone(beast::tcp_stream& stream)
-{
-    auto& socket = stream.socket();
-    for (;;) {
-        auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
-        if (ec) {
-            co_return; // cancelled because the handler finished first, or the socket failed: either way, done
-        }
-        char byte = 0;
-        auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) {
-            break; // a pipelined request
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) { // EWOULDBLOCK is EAGAIN on Linux
-            co_return; // end of stream or reset: nobody is waiting for the answer
-        }
-        // A spurious wake-up: nothing to read after all; watch again.
-    }
-    // Leave the pipelined request in the socket and wait until the handler finishes and cancels this wait.
-    net::steady_timer forever{socket.get_executor(), net::steady_timer::time_point::max()};
-    co_await forever.async_wait(use_tuple);
+    s.st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", s.peer, s.req.method_string(), s.req.target,
+                          s.req.version / 10, s.req.version % 10, status, bytes, us);
 }
 
 // /stats/stream, after its header: one server-sent event per snapshot until the client goes, the drain ends
 // the feed, or a write misses its deadline (a subscriber that does not read is dropped, not buffered for).
 // The handler reserved the subscriber's slot; this releases it.
-net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_state& st, bool header_written)
+net::awaitable<close_reason> stream_events(session& s, bool header_written)
 {
-    const auto write_timeout = milliseconds{st.cfg.server.write_timeout_ms};
+    auto& st = s.st;
     // A fixed send buffer: the kernel's autotuning would let a stalled subscriber sit on megabytes.
     beast::error_code ignored; // a refusal leaves the kernel's default, which the write deadline still bounds
-    stream.socket().set_option(
+    s.socket.set_option(
         net::socket_base::send_buffer_size{static_cast<int>(st.cfg.stats.stream_send_buffer_bytes)}, ignored);
     std::uint64_t seen = 0;
     // The first event at once, so that a subscriber need not wait a whole interval for data.
@@ -192,10 +296,8 @@ net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_sta
         header_written ? std::make_shared<const std::string>(stats_event(st)) : event_feed::message{};
     close_reason reason = header_written ? close_reason::drain : close_reason::error;
     while (msg) {
-        stream.expires_after(write_timeout);
-        auto [ec, n] = co_await net::async_write(stream, net::buffer(*msg), use_tuple);
-        if (ec) {
-            reason = reason_for(ec, close_reason::write_timeout, st);
+        if (auto ec = co_await send(s, net::buffer(*msg))) {
+            reason = reason_for(ec, close_reason::write_timeout, s);
             break;
         }
         msg = co_await st.feed.next(seen);
@@ -205,134 +307,97 @@ net::awaitable<close_reason> stream_events(beast::tcp_stream& stream, server_sta
 }
 
 // Answers a refused request (no route was taken: it never reached handle_request), lingers, and counts it.
-net::awaitable<void> refuse(beast::tcp_stream& stream, server_state& st, const http_error& e,
-                            unsigned version, std::size_t endpoint, steady_clock::time_point received)
+net::awaitable<void> refuse(session& s, const http_error& e, steady_clock::time_point received)
 {
-    const auto& sc = st.cfg.server;
-    request shape{http::verb::get, "/", version == 10 ? 10U : 11U};
-    shape.keep_alive(false);
+    auto& st = s.st;
+    st.stats.request_started(st.stats.other());
+    request shape{http::verb::get, "/", s.req.version == 10 ? 10U : 11U};
+    shape.keep_alive = false;
     auto res = error_response(st, shape, e);
-    stream.expires_after(milliseconds{sc.write_timeout_ms});
-    std::string head;
-    co_await net::async_write(stream, wire_form(res, head), use_tuple); // best effort: we close either way
+    co_await send(s, wire_form(res, s.head)); // best effort: we close either way
     auto now = steady_clock::now();
-    st.stats.request_finished(endpoint, res.result_int(), now - received, now);
-    co_await linger(stream, milliseconds{sc.linger_timeout_ms});
+    st.stats.request_finished(st.stats.other(), res.status_code(), now - received, now);
+    co_await linger(s);
 }
 
-} // namespace
-
-net::awaitable<void> run_session(tcp::socket socket, server_state& st)
+// Handles a request whose work takes time, watching its client meanwhile: if the client goes away, the work
+// is cancelled and the result is nullopt.
+net::awaitable<std::optional<response>> handle_watched(session& s, steady_clock::time_point received,
+                                                       request_tally& tally)
 {
-    const auto& sc = st.cfg.server;
-    std::string peer;
+    s.watch->armed = true;
+    watch_client(s.watch);
+    auto res = co_await handle_request(s.st, s.req, received, tally);
+    s.watch->armed = false;
+    beast::error_code ignored; // nothing to cancel when the watch completed already
+    s.socket.cancel(ignored);
+    if (s.watch->gone) {
+        co_return std::nullopt;
+    }
+    co_return res;
+}
+
+// One connection, one coroutine: read a request (idle deadline, then header deadline, header and body
+// limits), handle it, write the response (write deadline), and loop while keep-alive holds. Peer closes,
+// timeouts and drain cancellations end it quietly.
+net::awaitable<void> run_session(session& s)
+{
+    auto& st = s.st;
+    // A cancelled wait is an outcome the handlers look at, not an exception.
+    co_await net::this_coro::throw_if_cancelled(false);
     if (st.access_log) {
         beast::error_code ec;
-        peer = socket.remote_endpoint(ec).address().to_string();
+        s.peer = s.socket.remote_endpoint(ec).address().to_string();
     }
-    beast::tcp_stream stream{std::move(socket)};
-    connection conn{stream};
-    st.connections.push_back(conn);
-    beast::flat_buffer buffer;
-    std::string wire_head; // each response's status line and fields, formatted here; its capacity is reused
     close_reason reason = close_reason::client;
-
     for (;;) {
-        if (buffer.size() == 0) {
-            // Between requests: the keep-alive wait, which the idle deadline or a drain may end.
-            if (st.draining) {
-                reason = close_reason::drain;
-                break;
-            }
-            conn.idle = true;
-            stream.expires_after(milliseconds{sc.idle_timeout_ms});
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
-            conn.idle = false;
-            if (ec) {
-                reason = reason_for(ec, close_reason::idle_timeout, st);
-                break;
-            }
-            buffer.commit(n);
+        auto end = co_await read_request(s);
+        if (const auto* why = std::get_if<close_reason>(&end)) {
+            reason = *why;
+            break;
         }
-
-        // The header first, within the header deadline; then, if there is one, the body.
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
-        parser.body_limit(static_cast<std::uint64_t>(sc.max_body_bytes));
-        stream.expires_after(milliseconds{sc.header_timeout_ms});
-        auto [read_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-        if (!read_ec) {
-            const auto& head = parser.get();
-            if (auto bound = refusal_for(head, sc)) {
-                st.stats.request_started(st.stats.other());
-                co_await refuse(stream, st, *bound, head.version(), st.stats.other(), steady_clock::now());
-                reason = close_reason::bad_request;
-                break;
-            }
-            if (!parser.is_done()) {
-                // A client that asked to wait for our go-ahead before sending its body gets it now; a body
-                // over the limit was refused already, when its Content-Length was parsed.
-                if (beast::iequals(head[http::field::expect], "100-continue") && head.version() == 11) {
-                    static constexpr std::string_view go_ahead = "HTTP/1.1 100 Continue\r\n\r\n";
-                    stream.expires_after(milliseconds{sc.write_timeout_ms});
-                    co_await net::async_write(stream, net::buffer(go_ahead), use_tuple);
-                    stream.expires_after(milliseconds{sc.header_timeout_ms});
-                }
-                auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
-                read_ec = body_ec;
-            }
-        }
-        if (read_ec) {
-            reason = reason_for(read_ec, close_reason::read_timeout, st);
-            if (auto refused = refusal_for(read_ec, sc)) {
-                st.stats.request_started(st.stats.other());
-                unsigned version = parser.is_header_done() ? parser.get().version() : 11U;
-                co_await refuse(stream, st, *refused, version, st.stats.other(), steady_clock::now());
-                reason = close_reason::bad_request;
-            }
+        if (const auto* refused = std::get_if<http_error>(&end)) {
+            co_await refuse(s, *refused, steady_clock::now());
+            reason = close_reason::bad_request;
             break;
         }
         auto received = steady_clock::now();
-        const request& req = parser.get();
         request_tally tally;
         response res;
-        const endpoint* ep = st.routes.find(req.target());
+        const endpoint* ep = st.routes.find(s.req.target);
         if (ep != nullptr && ep->handler != nullptr) {
-            // Work that takes time: race it against the client going away, so that a wait or a job nobody
-            // will read is cancelled (or its result dropped) instead of answered into a closed socket.
-            auto outcome = co_await (handle_request(st, req, received, tally) || client_gone(stream));
-            if (outcome.index() == 1) {
+            auto handled = co_await handle_watched(s, received, tally);
+            if (!handled) {
                 auto now = steady_clock::now();
                 st.stats.request_finished(tally.endpoint, client_closed_request, now - received, now);
                 if (st.access_log) {
-                    log_access(st, peer, req, client_closed_request, 0, received, now);
+                    log_access(s, client_closed_request, 0, received, now);
                 }
                 reason = close_reason::client_gone;
                 break;
             }
-            res = std::move(std::get<0>(outcome));
+            res = std::move(*handled);
         } else {
-            res = co_await handle_request(st, req, received, tally);
+            res = co_await handle_request(st, s.req, received, tally);
         }
 
-        stream.expires_after(milliseconds{sc.write_timeout_ms});
-        auto [write_ec, written] = co_await net::async_write(stream, wire_form(res, wire_head), use_tuple);
+        auto write_ec = co_await send(s, wire_form(res, s.head));
         if (tally.stream) {
-            reason = co_await stream_events(stream, st, !write_ec);
+            reason = co_await stream_events(s, !write_ec);
         }
         auto now = steady_clock::now();
-        st.stats.request_finished(tally.endpoint, res.result_int(), now - received, now);
+        st.stats.request_finished(tally.endpoint, res.status_code(), now - received, now);
         if (st.access_log) {
-            log_access(st, peer, req, res.result_int(), res.body().size(), received, now);
+            log_access(s, res.status_code(), res.head_only ? 0 : res.body.size(), received, now);
         }
         if (tally.stream) {
             break; // an event stream ends its connection; stream_events said why
         }
         if (write_ec) {
-            reason = reason_for(write_ec, close_reason::write_timeout, st);
+            reason = reason_for(write_ec, close_reason::write_timeout, s);
             break;
         }
-        if (!res.keep_alive()) {
+        if (!res.keep_alive) {
             reason = st.draining ? close_reason::drain : close_reason::client;
             break;
         }
@@ -340,10 +405,27 @@ net::awaitable<void> run_session(tcp::socket socket, server_state& st)
     st.stats.connection_closed(reason);
     // Send FIN so the client reads a clean end of stream; errors here (already closed) change nothing.
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-namespace {
+net::awaitable<void> run_session(tcp::socket socket, server_state& st, std::shared_ptr<client_watch> watch)
+{
+    session s{std::move(socket), st, std::move(watch)};
+    co_await run_session(s);
+}
+
+// The session coroutine's completion: it carries the cancellation slot that the client watch emits on, and
+// owns (with any wait still pending) the watch the signal lives in.
+struct session_done
+{
+    server_state* st;
+    std::shared_ptr<client_watch> watch;
+
+    using cancellation_slot_type = net::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return watch->cancel.slot(); }
+
+    void operator()(const std::exception_ptr& e) const { st->session_ended(e); }
+};
 
 // Over server.max_connections: answer 503 on the fresh socket without waiting for anything (a few hundred
 // bytes fit any empty send buffer; if they do not, the client learns nothing worse than a close), and close.
@@ -417,9 +499,10 @@ net::awaitable<void> run_listener(tcp::acceptor& acceptor, server_state& st)
         }
         beast::error_code ignored; // a socket that is already gone fails here and then in its first read
         socket.set_option(tcp::no_delay{true}, ignored);
+        socket.non_blocking(true, ignored); // responses are sent at once, without waiting (see send)
         ++st.open_connections;
-        net::co_spawn(ex, run_session(std::move(socket), st),
-                      [&st](const std::exception_ptr& e) { st.session_ended(e); });
+        auto watch = std::make_shared<client_watch>();
+        net::co_spawn(ex, run_session(std::move(socket), st, watch), session_done{&st, watch});
     }
 }
 

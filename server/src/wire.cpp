@@ -1,26 +1,80 @@
+#include <duet/server/report.hpp>
 #include <duet/server/wire.hpp>
+#include <duet/version.hpp>
+
+#include <boost/beast/http/status.hpp>
+
+#include <charconv>
 
 namespace duet::server {
+
+namespace {
+
+void append_number(std::string& out, std::uint64_t n)
+{
+    std::array<char, 20> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), n);
+    out.append(digits.data(), end);
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value)
+{
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+}
+
+const std::string server_field = "Server: duet/" + std::string{duet::version} + "\r\n";
+
+} // namespace
 
 std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::string& head)
 {
     head.clear();
-    head.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    const auto code = res.result_int();
-    head.push_back(static_cast<char>('0' + code / 100 % 10));
-    head.push_back(static_cast<char>('0' + code / 10 % 10));
-    head.push_back(static_cast<char>('0' + code % 10));
+    head.append(res.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    append_number(head, res.status_code());
     head.push_back(' ');
-    head.append(res.reason());
+    head.append(boost::beast::http::obsolete_reason(res.status));
     head.append("\r\n");
-    for (const auto& field : res) {
-        head.append(field.name_string());
-        head.append(": ");
-        head.append(field.value());
+    if (!res.content_type.empty()) {
+        append_field(head, "Content-Type", res.content_type);
+    }
+    if (!res.request_id.empty()) {
+        append_field(head, "X-Request-Id", res.request_id);
+    }
+    if (res.event_stream) {
+        head.append("Cache-Control: no-cache\r\n");
+        head.append("X-Accel-Buffering: no\r\n"); // tells nginx in front not to buffer the stream
+    } else {
+        head.append("Content-Length: ");
+        append_number(head, res.body.size());
         head.append("\r\n");
     }
+    if (res.server_timing) {
+        head.append("Server-Timing: ");
+        append_server_timing(head, *res.server_timing);
+        head.append("\r\n");
+    }
+    if (!res.allow.empty()) {
+        append_field(head, "Allow", res.allow);
+    }
+    if (res.retry_after_s) {
+        head.append("Retry-After: ");
+        append_number(head, static_cast<std::uint64_t>(*res.retry_after_s));
+        head.append("\r\n");
+    }
+    if (res.version >= 11 && !res.keep_alive) {
+        head.append("Connection: close\r\n");
+    } else if (res.version == 10 && res.keep_alive) {
+        head.append("Connection: keep-alive\r\n");
+    }
+    head.append(server_field);
     head.append("\r\n");
-    return {boost::asio::buffer(head), boost::asio::buffer(res.body())};
+    if (res.head_only) {
+        return {boost::asio::buffer(head), boost::asio::const_buffer{}};
+    }
+    return {boost::asio::buffer(head), boost::asio::buffer(res.body)};
 }
 
 } // namespace duet::server

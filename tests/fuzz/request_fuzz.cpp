@@ -1,14 +1,15 @@
 // libFuzzer target: arbitrary bytes as an HTTP request, through what the server does with them before any
-// handler runs: Beast's parser with the server's limits, then routing, strict parameter validation, handler
-// selection, and the JSON error a refusal would send. Any crash, sanitizer report or leak is a finding.
+// handler runs: the server's request parser (Beast's basic_parser) with its limits, then routing, strict
+// parameter validation, handler selection, and the JSON error a refusal would send. Any crash, sanitizer
+// report or leak is a finding.
 //   scripts/fuzz [SECONDS]   (builds with clang, runs with the seed corpus in tests/fuzz/corpus)
 #include <duet/config.hpp>
 #include <duet/server/handlers.hpp>
+#include <duet/server/request_parser.hpp>
 #include <duet/server/router.hpp>
 
 #include <boost/asio/buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -33,10 +34,8 @@ const duet::server::router& routes()
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
-    const auto& sc = config().server;
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(sc.max_header_bytes));
-    parser.body_limit(static_cast<std::uint64_t>(sc.max_body_bytes));
+    duet::server::request req;
+    duet::server::request_parser parser{req, config().server};
     parser.eager(true);
 
     // Feed the bytes as a socket would deliver them, then the end of the stream.
@@ -59,8 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!parser.is_header_done()) {
         return 0;
     }
-    const auto& req = parser.get();
-    auto match = routes().route(req.method(), req.target());
+    auto match = routes().route(req.method, req.target);
     if (!match) {
         volatile auto n = match.error().body().size(); // the refusal must serialise, whatever the bytes
         (void)n;

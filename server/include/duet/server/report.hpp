@@ -1,5 +1,6 @@
 #pragma once
 
+#include <duet/server/http_types.hpp>
 #include <duet/thread_info.hpp>
 
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ struct work_report
 /// A response body that is not JSON (an image), sent instead of {"result", "report"}.
 struct binary_body
 {
-    std::string content_type;
+    std::string_view content_type; ///< static text
     std::string data;
 };
 
@@ -57,9 +58,12 @@ std::string json_text(const nlohmann::ordered_json& j);
 /// The response body {"result": …, "report": {…}}; the schema is in docs/API.md.
 std::string report_body(const report_context& ctx, const handler_output& out);
 
-/// The Server-Timing header value: "queue;dur=0.004, service;dur=300.112, total;dur=300.301" (milliseconds).
-std::string server_timing(std::chrono::nanoseconds queue, std::chrono::nanoseconds service,
-                          std::chrono::nanoseconds total);
+/// The Server-Timing header value: "queue;dur=0.004, service;dur=300.112, total;dur=300.301" (milliseconds,
+/// rounded to the microsecond), appended to out.
+void append_server_timing(std::string& out, const timing& t);
+
+/// The same, as a string.
+std::string server_timing(const timing& t);
 
 /// Measures the CPU time of code that runs in pieces between suspensions on one thread: call pause() before a
 /// co_await and resume() after it, so that the time other requests use meanwhile is not counted.

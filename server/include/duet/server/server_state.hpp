@@ -9,10 +9,11 @@
 #include <duet/server/worker_pool.hpp>
 #include <duet/thread_info.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/intrusive/list.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -24,14 +25,43 @@ class logger;
 
 namespace duet::server {
 
-/// One open connection, as the drain sees it. Lives in its session's coroutine frame and unlinks itself.
+/// CLOCK_MONOTONIC_COARSE: a few nanoseconds to read and a few milliseconds of resolution, which is what a
+/// deadline of seconds needs (steady_clock costs five times as much, and a connection sets several deadlines
+/// per request).
+struct coarse_clock
+{
+    using duration = std::chrono::nanoseconds;
+    using rep = duration::rep;
+    using period = duration::period;
+    using time_point = std::chrono::time_point<coarse_clock>;
+    static constexpr bool is_steady = true;
+    static time_point now() noexcept;
+};
+
+/// One open connection, as the drain and the deadline sweep see it. Lives in its session's coroutine frame
+/// and unlinks itself.
+///
+/// Deadlines: instead of a timer per operation (set, cancelled and re-set several times per request), an
+/// operation that must end in time sets `deadline`, and one sweep over all connections (server.cpp) cancels
+/// the socket's operations once it has passed and marks the connection `expired`.
 struct connection
     : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
 {
-    explicit connection(boost::beast::tcp_stream& s) : stream{s} {}
+    explicit connection(boost::asio::ip::tcp::socket& s) : socket{s} {}
 
-    boost::beast::tcp_stream& stream;
-    bool idle = true; ///< waiting for the first byte of its next request: safe to close during a drain
+    /// The next socket operation must finish within `timeout` from now, or by `at`.
+    void arm(std::chrono::milliseconds timeout) noexcept { arm_until(coarse_clock::now() + timeout); }
+    void arm_until(coarse_clock::time_point at) noexcept
+    {
+        deadline = at;
+        expired = false;
+    }
+    void disarm() noexcept { deadline = coarse_clock::time_point::max(); }
+
+    boost::asio::ip::tcp::socket& socket;
+    coarse_clock::time_point deadline = coarse_clock::time_point::max(); ///< none while max
+    bool expired = false; ///< the sweep cancelled the operation in progress at its deadline
+    bool idle = true;     ///< waiting for the first byte of its next request: safe to close during a drain
 };
 
 using connection_list = boost::intrusive::list<connection, boost::intrusive::constant_time_size<false>>;

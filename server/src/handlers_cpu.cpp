@@ -228,7 +228,7 @@ struct primes_part
     std::uint64_t operator()() const { return kernels::count_primes_in(lo, hi); }
 };
 
-handler_output output(nlohmann::ordered_json result, work_report work, nlohmann::ordered_json split)
+handler_output output(result_fields result, work_report work, nlohmann::ordered_json split)
 {
     return handler_output{std::move(result), work, std::move(split), std::nullopt};
 }

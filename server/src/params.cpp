@@ -1,4 +1,5 @@
 #include <duet/server/params.hpp>
+#include <duet/server/text.hpp>
 
 #include <boost/throw_exception.hpp>
 #include <nlohmann/json.hpp>
@@ -133,6 +134,29 @@ nlohmann::ordered_json param_values::to_json() const
         }
     }
     return j;
+}
+
+void param_values::append_json(std::string& out) const
+{
+    // Names and choices are the endpoint table's own words (letters and underscores): nothing to escape.
+    out.push_back('{');
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        const auto& spec = specs_[i];
+        if (i > 0) {
+            out.push_back(',');
+        }
+        out.push_back('"');
+        out += spec.name;
+        out += "\":";
+        if (spec.is_choice()) {
+            out.push_back('"');
+            out += spec.choices.at(static_cast<std::size_t>(values_.at(i)));
+            out.push_back('"');
+        } else {
+            append_int(out, values_.at(i));
+        }
+    }
+    out.push_back('}');
 }
 
 std::optional<std::string> percent_decode(std::string_view text)

@@ -1,11 +1,15 @@
 #include <duet/server/report.hpp>
+#include <duet/server/text.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdint>
 #include <iterator>
 #include <random>
+#include <stdexcept>
 
 namespace duet::server {
 namespace {
@@ -13,15 +17,20 @@ namespace {
 // Microseconds with nanosecond resolution, as exactly three decimals from the integer count: 3.217, 0.000.
 void append_micros(std::string& out, std::chrono::nanoseconds d)
 {
-    const auto ns = std::max<std::int64_t>(d.count(), 0);
-    fmt::format_to(std::back_inserter(out), "{}.{:03}", ns / 1000, ns % 1000);
+    append_thousandths(out, d.count());
 }
 
 // A JSON string: quotes, backslashes and control characters escaped (the text here is ASCII: ids, paths, our
-// thread names).
+// thread names). Text with nothing to escape, which is nearly all of it, is appended in one piece.
 void append_string(std::string& out, std::string_view text)
 {
+    auto needs_escape = [](char c) { return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20; };
     out.push_back('"');
+    if (std::none_of(text.begin(), text.end(), needs_escape)) {
+        out.append(text);
+        out.push_back('"');
+        return;
+    }
     for (char c : text) {
         if (c == '"' || c == '\\') {
             out.push_back('\\');
@@ -43,7 +52,9 @@ void append_thread(std::string& out, const thread_ident* t)
     }
     out += R"({"name":)";
     append_string(out, t->name);
-    fmt::format_to(std::back_inserter(out), R"(,"tid":{}}})", t->tid);
+    out += R"(,"tid":)";
+    append_int(out, t->tid);
+    out += '}';
 }
 
 bool valid_client_id(std::string_view id)
@@ -64,19 +75,49 @@ std::string json_text(const nlohmann::ordered_json& j)
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+result_fields::result_fields(std::initializer_list<result_field> fields)
+{
+    if (fields.size() > capacity) {
+        throw std::length_error{"result_fields: more fields than its capacity"};
+    }
+    std::copy(fields.begin(), fields.end(), fields_.begin());
+    size_ = fields.size();
+}
+
+nlohmann::ordered_json result_fields::to_json() const
+{
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto& field : items()) {
+        std::visit([&](auto v) { j[std::string{field.name}] = v; }, field.value);
+    }
+    return j;
+}
+
 std::string report_body(const report_context& ctx, const handler_output& out)
 {
     const auto& w = out.work;
     std::string body;
     body.reserve(640);
-    body += R"({"result":)";
-    body += json_text(out.result);
+    body += R"({"result":{)";
+    for (const auto& field : out.result.items()) {
+        if (&field != out.result.items().data()) {
+            body.push_back(',');
+        }
+        append_string(body, field.name); // our own names: ASCII
+        body.push_back(':');
+        std::visit([&body](auto v) { append_int(body, v); }, field.value);
+    }
+    body += "}";
     body += R"(,"report":{"id":)";
     append_string(body, ctx.id);
     body += R"(,"endpoint":)";
     append_string(body, ctx.endpoint);
     body += R"(,"params":)";
-    body += json_text(ctx.params);
+    if (ctx.params != nullptr) {
+        ctx.params->append_json(body);
+    } else {
+        body += "{}";
+    }
     body += R"(,"model":)";
     append_string(body, w.model);
     body += R"(,"timing_us":{"total":)";
@@ -89,8 +130,11 @@ std::string report_body(const report_context& ctx, const handler_output& out)
     append_thread(body, ctx.io_thread);
     body += R"(,"worker":)";
     append_thread(body, w.worker);
-    fmt::format_to(std::back_inserter(body), R"(}},"cores":{{"start":{},"end":{}}},"cpu_time_us":)",
-                   w.core_start, w.core_end);
+    body += R"(},"cores":{"start":)";
+    append_int(body, w.core_start);
+    body += R"(,"end":)";
+    append_int(body, w.core_end);
+    body += R"(},"cpu_time_us":)";
     append_micros(body, w.cpu);
     if (!out.split.is_null()) {
         body += R"(,"split":)";
@@ -104,8 +148,7 @@ void append_server_timing(std::string& out, const timing& t)
 {
     // Milliseconds with three decimals, from whole microseconds: integer formatting, no floating point.
     auto append_ms = [&out](std::chrono::nanoseconds d) {
-        const auto us = (std::max<std::int64_t>(d.count(), 0) + 500) / 1000;
-        fmt::format_to(std::back_inserter(out), "{}.{:03}", us / 1000, us % 1000);
+        append_thousandths(out, (std::max<std::int64_t>(d.count(), 0) + 500) / 1000);
     };
     out += "queue;dur=";
     append_ms(t.queue);
@@ -129,7 +172,17 @@ std::string request_ids::next(std::string_view from_client)
     if (valid_client_id(from_client)) {
         return std::string{from_client};
     }
-    return fmt::format("{:08x}-{:x}", prefix_, ++sequence_);
+    // "{:08x}-{:x}", without a format string: one id per request.
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string id(8, '0');
+    for (std::size_t i = 0; i < 8; ++i) {
+        id[7 - i] = hex[(prefix_ >> (4 * i)) & 0xfU];
+    }
+    id.push_back('-');
+    std::array<char, 16> digits{};
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), ++sequence_, 16);
+    id.append(digits.data(), end);
+    return id;
 }
 
 } // namespace duet::server

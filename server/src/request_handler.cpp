@@ -74,7 +74,7 @@ boost::asio::awaitable<response> handle_request(server_state& st, const request&
         res.request_id = std::move(id);
         res.body = std::move(out->binary->data);
     } else {
-        report_context ctx{id, ep.path, match->params.to_json(), &st.io_thread, total};
+        report_context ctx{id, ep.path, &match->params, &st.io_thread, total};
         auto body = report_body(ctx, *out);
         res = json_response(http::status::ok, std::move(body), req, std::move(id));
     }

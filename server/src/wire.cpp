@@ -1,21 +1,13 @@
 #include <duet/server/report.hpp>
+#include <duet/server/text.hpp>
 #include <duet/server/wire.hpp>
 #include <duet/version.hpp>
 
 #include <boost/beast/http/status.hpp>
 
-#include <charconv>
-
 namespace duet::server {
 
 namespace {
-
-void append_number(std::string& out, std::uint64_t n)
-{
-    std::array<char, 20> digits{};
-    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), n);
-    out.append(digits.data(), end);
-}
 
 void append_field(std::string& out, std::string_view name, std::string_view value)
 {
@@ -33,7 +25,7 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
 {
     head.clear();
     head.append(res.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    append_number(head, res.status_code());
+    append_int(head, res.status_code());
     head.push_back(' ');
     head.append(boost::beast::http::obsolete_reason(res.status));
     head.append("\r\n");
@@ -48,7 +40,7 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
         head.append("X-Accel-Buffering: no\r\n"); // tells nginx in front not to buffer the stream
     } else {
         head.append("Content-Length: ");
-        append_number(head, res.body.size());
+        append_int(head, static_cast<std::int64_t>(res.body.size()));
         head.append("\r\n");
     }
     if (res.server_timing) {
@@ -61,7 +53,7 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
     }
     if (res.retry_after_s) {
         head.append("Retry-After: ");
-        append_number(head, static_cast<std::uint64_t>(*res.retry_after_s));
+        append_int(head, *res.retry_after_s);
         head.append("\r\n");
     }
     if (res.version >= 11 && !res.keep_alive) {

@@ -31,6 +31,9 @@ TEST(Params, ValidQueryIsParsedAndDefaultsFillTheRest)
     EXPECT_EQ(p->get("n"), 1000);
     EXPECT_EQ(p->choice("mode"), "inline");
     EXPECT_EQ(p->to_json().dump(), R"({"ms":0,"n":1000,"mode":"inline"})");
+    std::string text;
+    p->append_json(text);
+    EXPECT_EQ(text, p->to_json().dump()) << "the report's direct writing says the same";
 }
 
 TEST(Params, LeadingZerosAndPercentEncodingAreDecimalAndDecoded)

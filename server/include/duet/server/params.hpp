@@ -57,6 +57,8 @@ public:
 
     /// {"ms": 300, "mode": "pool"}: what the report echoes back.
     nlohmann::ordered_json to_json() const;
+    /// The same as JSON text, appended to out (the report's path: no document is built).
+    void append_json(std::string& out) const;
 
 private:
     std::size_t index_of(std::string_view name) const;

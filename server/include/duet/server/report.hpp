@@ -1,15 +1,22 @@
 #pragma once
 
 #include <duet/server/http_types.hpp>
+#include <duet/server/params.hpp>
 #include <duet/thread_info.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 
 namespace duet::server {
 
@@ -33,9 +40,46 @@ struct binary_body
     std::string data;
 };
 
+/// One named integer of a handler's result; the name is static text.
+struct result_field
+{
+    template <std::integral T>
+    result_field(std::string_view n, T v) : name{n}
+    {
+        if constexpr (std::is_signed_v<T>) {
+            value = static_cast<std::int64_t>(v);
+        } else {
+            value = static_cast<std::uint64_t>(v);
+        }
+    }
+
+    std::string_view name;
+    std::variant<std::int64_t, std::uint64_t> value;
+};
+
+/// A handler's result: a flat object of named integers, {"n": 30, "value": 832040}, in order. Every
+/// endpoint's result has this shape; a fixed capacity means building one allocates nothing (it replaced a
+/// JSON document, whose allocations cost more than the rest of the report).
+class result_fields
+{
+public:
+    static constexpr std::size_t capacity = 6;
+
+    result_fields() = default;
+    result_fields(std::initializer_list<result_field> fields);
+
+    std::span<const result_field> items() const { return {fields_.data(), size_}; }
+    /// The same as a JSON document (tests, and anything that is not the hot path).
+    nlohmann::ordered_json to_json() const;
+
+private:
+    std::array<result_field, capacity> fields_{{{"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}}};
+    std::size_t size_ = 0;
+};
+
 struct handler_output
 {
-    nlohmann::ordered_json result;
+    result_fields result;
     work_report work;
     nlohmann::ordered_json split = nullptr; ///< mode=split: parts, speedup, efficiency, every part
     std::optional<binary_body> binary{};    ///< when set, the body; the report's figures stay in the headers
@@ -46,7 +90,7 @@ struct report_context
 {
     std::string_view id;
     std::string_view endpoint;
-    nlohmann::ordered_json params;
+    const param_values* params = nullptr; ///< echoed as {"name": value, …}
     const thread_ident* io_thread = nullptr;
     std::chrono::nanoseconds total{}; ///< request fully read -> response ready
 };

@@ -44,28 +44,15 @@ response error_response(server_state& st, const request& req, const http_error& 
     return error_with_id(st, req, e, st.ids.next(req.request_id), {});
 }
 
-boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
-                                                steady_clock::time_point received, request_tally& tally)
+namespace {
+
+// The response to a reporting handler's outcome: its error, its binary body, or its result with the report.
+response respond(server_state& st, const request& req, const endpoint& ep, const param_values& params,
+                 std::string id, steady_clock::time_point received, handler_result out)
 {
-    auto match = st.routes.route(req.method, req.target);
-    // A refused request still counts for the endpoint it was addressed to, when there is one.
-    const endpoint* addressed = match ? match->ep : st.routes.find(req.target);
-    tally.endpoint = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
-    st.stats.request_started(tally.endpoint);
-    if (match && match->ep->plain != nullptr) {
-        auto res = match->ep->plain(st, req);
-        tally.stream = match->ep->streams && req.method == http::verb::get && res.status == http::status::ok;
-        co_return finish(st, req, std::move(res));
-    }
-    auto id = st.ids.next(req.request_id);
-    if (!match) {
-        co_return error_with_id(st, req, match.error(), std::move(id), steady_clock::now() - received);
-    }
-    const endpoint& ep = *match->ep;
-    auto out = co_await ep.handler(st, match->params);
     auto total = steady_clock::now() - received;
     if (!out) {
-        co_return error_with_id(st, req, out.error(), std::move(id), total);
+        return error_with_id(st, req, out.error(), std::move(id), total);
     }
     response res;
     if (out->binary) {
@@ -74,12 +61,39 @@ boost::asio::awaitable<response> handle_request(server_state& st, const request&
         res.request_id = std::move(id);
         res.body = std::move(out->binary->data);
     } else {
-        report_context ctx{id, ep.path, &match->params, &st.io_thread, total};
+        report_context ctx{id, ep.path, &params, &st.io_thread, total};
         auto body = report_body(ctx, *out);
         res = json_response(http::status::ok, std::move(body), req, std::move(id));
     }
     res.server_timing = timing{out->work.queue, out->work.service, total};
-    co_return finish(st, req, std::move(res));
+    return finish(st, req, std::move(res));
+}
+
+} // namespace
+
+// A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
+// costs in memory while it waits: the work that does not wait is done in plain functions.
+boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
+                                                steady_clock::time_point received, request_tally& tally)
+{
+    auto match = st.routes.route(req.method, req.target);
+    // A refused request still counts for the endpoint it was addressed to, when there is one.
+    const endpoint* addressed = match ? match->ep : st.routes.find(req.target);
+    tally.endpoint = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
+    st.stats.request_started(tally.endpoint);
+    if (!match) {
+        co_return error_with_id(st, req, match.error(), st.ids.next(req.request_id),
+                                steady_clock::now() - received);
+    }
+    const endpoint& ep = *match->ep;
+    if (ep.plain != nullptr) {
+        auto res = ep.plain(st, req);
+        tally.stream = ep.streams && req.method == http::verb::get && res.status == http::status::ok;
+        co_return finish(st, req, std::move(res));
+    }
+    auto id = st.ids.next(req.request_id);
+    co_return respond(st, req, ep, match->params, std::move(id), received,
+                      co_await ep.handler(st, match->params));
 }
 
 } // namespace duet::server

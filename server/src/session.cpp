@@ -318,28 +318,6 @@ net::awaitable<void> refuse(session& s, const http_error& e, steady_clock::time_
     co_await linger(s);
 }
 
-// Handles a request whose work takes time, watching its client meanwhile: if the client goes away, the work
-// is cancelled and the result is nullopt.
-net::awaitable<std::optional<response>> handle_watched(session& s, steady_clock::time_point received,
-                                                       request_tally& tally)
-{
-    if (s.buffer.size() == 0) {
-        // Nothing of a next request is buffered: give the buffer back while this one waits (at 10,000 waiting
-        // connections that is 10 MB); the next read takes a fresh one.
-        s.buffer.shrink_to_fit();
-    }
-    s.watch->armed = true;
-    watch_client(s.watch);
-    auto res = co_await handle_request(s.st, s.req, received, tally);
-    s.watch->armed = false;
-    beast::error_code ignored; // nothing to cancel when the watch completed already
-    s.socket.cancel(ignored);
-    if (s.watch->gone) {
-        co_return std::nullopt;
-    }
-    co_return res;
-}
-
 // One connection, one coroutine: read a request (idle deadline, then header deadline, header and body
 // limits), handle it, write the response (write deadline), and loop while keep-alive holds. Peer closes,
 // timeouts and drain cancellations end it quietly.
@@ -368,9 +346,24 @@ net::awaitable<void> run_session(session& s)
         request_tally tally;
         response res;
         const endpoint* ep = st.routes.find(s.req.target);
-        if (ep != nullptr && ep->handler != nullptr) {
-            auto handled = co_await handle_watched(s, received, tally);
-            if (!handled) {
+        const bool takes_time = ep != nullptr && ep->handler != nullptr;
+        if (takes_time) {
+            // Work that takes time: watch the client meanwhile (see client_watch), and give back the read
+            // buffer, if nothing of a next request is in it, and the response head's buffer (1.2 KB per
+            // waiting connection; the next read and the response take fresh ones).
+            if (s.buffer.size() == 0) {
+                s.buffer.shrink_to_fit();
+            }
+            std::string{}.swap(s.head);
+            s.watch->armed = true;
+            watch_client(s.watch);
+        }
+        res = co_await handle_request(st, s.req, received, tally);
+        if (takes_time) {
+            s.watch->armed = false;
+            beast::error_code ignored; // nothing to cancel when the watch completed already
+            s.socket.cancel(ignored);
+            if (s.watch->gone) {
                 auto now = steady_clock::now();
                 st.stats.request_finished(tally.endpoint, client_closed_request, now - received, now);
                 if (st.access_log) {
@@ -379,9 +372,6 @@ net::awaitable<void> run_session(session& s)
                 reason = close_reason::client_gone;
                 break;
             }
-            res = std::move(*handled);
-        } else {
-            res = co_await handle_request(st, s.req, received, tally);
         }
 
         auto write_ec = co_await send(s, wire_form(res, s.head));

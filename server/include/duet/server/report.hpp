@@ -63,7 +63,7 @@ struct result_field
 class result_fields
 {
 public:
-    static constexpr std::size_t capacity = 6;
+    static constexpr std::size_t capacity = 4; ///< the most any endpoint reports (/cpu/mandelbrot)
 
     result_fields() = default;
     result_fields(std::initializer_list<result_field> fields);
@@ -73,7 +73,7 @@ public:
     nlohmann::ordered_json to_json() const;
 
 private:
-    std::array<result_field, capacity> fields_{{{"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}}};
+    std::array<result_field, capacity> fields_{{{"", 0}, {"", 0}, {"", 0}, {"", 0}}};
     std::size_t size_ = 0;
 };
 

@@ -1,7 +1,6 @@
 #include <duet/server/event_feed.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -11,13 +10,13 @@ namespace duet::server {
 
 namespace net = boost::asio;
 
-net::awaitable<event_feed::message> event_feed::next(std::uint64_t& seen)
+task<event_feed::message> event_feed::next(std::uint64_t& seen)
 {
     // A timer that never expires by itself serves as the wake-up: publish() and close() cancel it.
-    net::steady_timer wake{co_await net::this_coro::executor, net::steady_timer::time_point::max()};
+    io_timer wake{co_await net::this_coro::executor, io_timer::time_point::max()};
     while (!closed_ && sequence_ <= seen) {
         waiters_.push_back(&wake);
-        co_await wake.async_wait(net::as_tuple(net::use_awaitable)); // cancelled: there is news
+        co_await wake.async_wait(net::as_tuple(use_task)); // cancelled: there is news
         waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &wake));
     }
     if (closed_) {

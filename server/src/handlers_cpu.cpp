@@ -108,14 +108,14 @@ using cpu_result = boost::system::result<cpu_run<R>, http_error>;
 // One job where the request asks: on the pool (the I/O thread awaits it and serves others meanwhile), or
 // inline on the I/O thread, which then serves nobody else until the job ends: the anti-pattern, on purpose.
 template <typename Job>
-net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inline_mode, Job job)
+task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inline_mode, Job job)
 {
     job_outcome<std::invoke_result_t<Job&>> out;
     auto runnable = with_faults(st, std::move(job));
     if (inline_mode) {
         out = run_measured(runnable);
     } else {
-        out = co_await st.pool.async_submit(std::move(runnable), net::use_awaitable);
+        out = co_await st.pool.async_submit(std::move(runnable), use_task);
         st.stats.record_job(out.status, out.timing.queue(), steady_clock::now());
     }
     if (out.status == job_status::rejected) {
@@ -140,8 +140,8 @@ net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st,
 // so the request's coroutine is suspended, not blocking, while the parts run alongside other requests' jobs.
 // `merge` folds the parts' values in part order; `describe_part(i)` adds what part i covered to its report.
 template <typename Job, typename Merge, typename Describe>
-net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::vector<Job> jobs,
-                                                                 Merge merge, Describe describe_part)
+task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::vector<Job> jobs, Merge merge,
+                                                       Describe describe_part)
 {
     using value_type = std::invoke_result_t<Job&>;
     using op_type = decltype(st.pool.async_submit(with_faults(st, std::declval<Job>()), net::deferred));
@@ -152,7 +152,7 @@ net::awaitable<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& s
     }
     auto submitted = steady_clock::now();
     auto [order, outcomes] = co_await net::experimental::make_parallel_group(std::move(ops))
-                                 .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+                                 .async_wait(net::experimental::wait_for_all(), use_task);
     auto joined = steady_clock::now();
 
     for (const auto& out : outcomes) {
@@ -235,7 +235,7 @@ handler_output output(result_fields result, work_report work, nlohmann::ordered_
 
 } // namespace
 
-net::awaitable<handler_result> cpu_primes(server_state& st, const param_values& p)
+task<handler_result> cpu_primes(server_state& st, const param_values& p)
 {
     auto n = static_cast<std::uint64_t>(p.get("n"));
     auto mode = p.choice("mode");
@@ -265,7 +265,7 @@ net::awaitable<handler_result> cpu_primes(server_state& st, const param_values& 
     co_return output({{"n", n}, {"primes", r->value}}, r->work, std::move(r->split));
 }
 
-net::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p)
+task<handler_result> cpu_fib(server_state& st, const param_values& p)
 {
     auto n = static_cast<std::uint32_t>(p.get("n"));
     auto r = co_await run_one(st, p.choice("mode") == "inline", [n] { return kernels::fib(n); });
@@ -275,7 +275,7 @@ net::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p)
     co_return output({{"n", n}, {"value", r->value}}, r->work, nullptr);
 }
 
-net::awaitable<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
+task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
 {
     auto size = static_cast<std::uint32_t>(p.get("size"));
     auto iter = static_cast<std::uint32_t>(p.get("iter"));

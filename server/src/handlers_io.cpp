@@ -4,7 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -16,17 +15,17 @@ namespace duet::server {
 namespace net = boost::asio;
 using std::chrono::steady_clock;
 
-net::awaitable<handler_result> io_sleep(server_state&, const param_values& p)
+task<handler_result> io_sleep(server_state&, const param_values& p)
 {
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
     auto ms = std::chrono::milliseconds{p.get("ms")};
-    net::steady_timer timer{co_await net::this_coro::executor, ms};
+    io_timer timer{co_await net::this_coro::executor, ms};
     auto start = steady_clock::now();
 
     cpu.pause();
     // The timer is only cancelled when the server is torn down, and then this frame is destroyed unresumed.
-    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    co_await timer.async_wait(net::as_tuple(use_task));
     cpu.resume();
 
     work.service = steady_clock::now() - start;
@@ -36,7 +35,7 @@ net::awaitable<handler_result> io_sleep(server_state&, const param_values& p)
     co_return handler_output{{{"slept_ms", ms.count()}, {"late_us", late.count()}}, work};
 }
 
-net::awaitable<handler_result> io_fanout(server_state&, const param_values& p)
+task<handler_result> io_fanout(server_state&, const param_values& p)
 {
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
@@ -46,7 +45,7 @@ net::awaitable<handler_result> io_fanout(server_state&, const param_values& p)
 
     // n independent waits, all started now; the request resumes once when the last one ends.
     auto start = steady_clock::now();
-    std::vector<net::steady_timer> timers;
+    std::vector<io_timer> timers;
     timers.reserve(n);
     using wait_op = decltype(timers.front().async_wait(net::deferred));
     std::vector<wait_op> waits;
@@ -58,7 +57,7 @@ net::awaitable<handler_result> io_fanout(server_state&, const param_values& p)
 
     cpu.pause();
     co_await net::experimental::make_parallel_group(std::move(waits))
-        .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+        .async_wait(net::experimental::wait_for_all(), use_task);
     cpu.resume();
 
     work.service = steady_clock::now() - start;

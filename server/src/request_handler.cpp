@@ -73,8 +73,8 @@ response respond(server_state& st, const request& req, const endpoint& ep, const
 
 // A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
 // costs in memory while it waits: the work that does not wait is done in plain functions.
-boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
-                                                steady_clock::time_point received, request_tally& tally)
+task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,
+                              request_tally& tally)
 {
     auto match = st.routes.route(req.method, req.target);
     // A refused request still counts for the endpoint it was addressed to, when there is one.

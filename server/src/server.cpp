@@ -11,7 +11,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -113,7 +112,7 @@ struct server::impl
     {
         auto ep = listen_endpoint(cfg.server);
         acceptor.open(ep.protocol());
-        acceptor.set_option(tcp::acceptor::reuse_address{true});
+        acceptor.set_option(tcp_acceptor::reuse_address{true});
         acceptor.bind(ep);
         acceptor.listen(static_cast<int>(cfg.server.backlog));
         if (cfg.log.access) {
@@ -167,12 +166,12 @@ struct server::impl
         net::co_spawn(ioc, finish_drain(), [](const std::exception_ptr& e) { log_exception("drain", e); });
     }
 
-    net::awaitable<void> finish_drain()
+    task<void> finish_drain()
     {
-        net::steady_timer waiter{ioc, std::chrono::milliseconds{cfg.server.drain_timeout_ms}};
+        io_timer waiter{ioc, std::chrono::milliseconds{cfg.server.drain_timeout_ms}};
         if (st.open_connections > 0) {
             st.drain_waiter = &waiter;
-            co_await waiter.async_wait(net::as_tuple(net::use_awaitable)); // cancelled by the last connection
+            co_await waiter.async_wait(net::as_tuple(use_task)); // cancelled by the last connection
             st.drain_waiter = nullptr;
         }
         if (st.open_connections > 0) {
@@ -190,17 +189,17 @@ struct server::impl
     // something else. Recorded as lag; a lag over the threshold is a stall.
     // The connections' deadlines (see connection): one timer for all of them. A deadline is kept within one
     // period of the sweep, a tenth of the shortest timeout and at most 100 ms.
-    net::awaitable<void> deadline_sweep()
+    task<void> deadline_sweep()
     {
         const auto& sc = cfg.server;
         const auto shortest =
             std::min({sc.idle_timeout_ms, sc.header_timeout_ms, sc.write_timeout_ms,
                       sc.linger_timeout_ms > 0 ? sc.linger_timeout_ms : sc.idle_timeout_ms});
         const std::chrono::milliseconds period{std::clamp<std::int64_t>(shortest / 10, 1, 100)};
-        net::steady_timer timer{ioc};
+        io_timer timer{ioc};
         for (;;) {
             timer.expires_after(period);
-            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(use_task)); ec) {
                 co_return;
             }
             const auto now = coarse_clock::now();
@@ -215,14 +214,14 @@ struct server::impl
         }
     }
 
-    net::awaitable<void> probe_loop()
+    task<void> probe_loop()
     {
         const auto interval = std::chrono::milliseconds{cfg.stats.loop_probe_interval_ms};
-        net::steady_timer timer{ioc};
+        io_timer timer{ioc};
         auto due = std::chrono::steady_clock::now() + interval;
         for (;;) {
             timer.expires_at(due);
-            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(use_task)); ec) {
                 co_return;
             }
             auto now = std::chrono::steady_clock::now();
@@ -232,13 +231,13 @@ struct server::impl
     }
 
     // CPU per core, process and thread, read from /proc on a timer: never per request.
-    net::awaitable<void> sample_loop()
+    task<void> sample_loop()
     {
-        net::steady_timer timer{ioc};
+        io_timer timer{ioc};
         for (;;) {
             st.stats.cpu.sample();
             timer.expires_after(std::chrono::milliseconds{cfg.stats.sample_interval_ms});
-            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(use_task)); ec) {
                 co_return;
             }
         }
@@ -246,12 +245,12 @@ struct server::impl
 
     // One /stats snapshot per interval for every /stats/stream subscriber, built once and shared; none when
     // nobody listens.
-    net::awaitable<void> publish_loop()
+    task<void> publish_loop()
     {
-        net::steady_timer timer{ioc};
+        io_timer timer{ioc};
         for (;;) {
             timer.expires_after(std::chrono::milliseconds{cfg.stats.stream_interval_ms});
-            if (auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable)); ec) {
+            if (auto [ec] = co_await timer.async_wait(net::as_tuple(use_task)); ec) {
                 co_return;
             }
             if (st.stats.stream_subscribers > 0 && !st.feed.closed()) {
@@ -266,7 +265,7 @@ struct server::impl
     worker_pool pool;
     server_state st;
     net::io_context ioc{1}; // one thread runs it: the hint lets Asio skip work for other threads
-    tcp::acceptor acceptor;
+    tcp_acceptor acceptor;
     net::signal_set signals;
 };
 

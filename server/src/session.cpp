@@ -8,7 +8,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -38,7 +37,7 @@ using std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto use_tuple = net::as_tuple(use_task);
 
 // Bytes asked for per read. Every open connection holds this much while its request is handled: 1 KB takes a
 // typical request (wrk's are under 100 bytes, a browser's a few hundred) and the buffer grows, up to
@@ -59,7 +58,7 @@ constexpr unsigned client_closed_request = 499;
 struct client_watch
 {
     net::cancellation_signal cancel; ///< bound to the session coroutine: cancels what it awaits
-    tcp::socket* socket = nullptr;
+    tcp_socket* socket = nullptr;
     std::array<char, 1> peeked{};
     bool armed = false;
     bool gone = false;
@@ -70,7 +69,7 @@ struct client_watch
 // then sees a byte (a pipelined request: left in the socket for the next read) or the end of the stream.
 void watch_client(const std::shared_ptr<client_watch>& w)
 {
-    w->socket->async_receive(net::buffer(w->peeked), tcp::socket::message_peek,
+    w->socket->async_receive(net::buffer(w->peeked), tcp_socket::message_peek,
                              [w](const beast::error_code& ec, std::size_t n) {
                                  if (!w->armed || ec == net::error::operation_aborted) {
                                      return; // disarmed: the handling finished first
@@ -88,7 +87,7 @@ void watch_client(const std::shared_ptr<client_watch>& w)
 // response's header is formatted in.
 struct session
 {
-    session(tcp::socket s, server_state& state, std::shared_ptr<client_watch> w)
+    session(tcp_socket s, server_state& state, std::shared_ptr<client_watch> w)
         : socket{std::move(s)}, st{state}, conn{socket}, watch{std::move(w)},
           buffer{static_cast<std::size_t>(state.cfg.server.max_header_bytes) + read_chunk}
     {
@@ -96,7 +95,7 @@ struct session
         st.connections.push_back(conn);
     }
 
-    tcp::socket socket;
+    tcp_socket socket;
     server_state& st;
     connection conn;
     std::shared_ptr<client_watch> watch;
@@ -164,7 +163,7 @@ close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, co
 // so it is sent at once (one sendmsg, no wait, no deadline to set); only what does not fit waits for the
 // socket. The socket is in non-blocking mode.
 template <typename Buffers>
-net::awaitable<beast::error_code> send(session& s, const Buffers& buffers)
+task<beast::error_code> send(session& s, const Buffers& buffers)
 {
     beast::error_code ec;
     const auto sent = s.socket.write_some(buffers, ec);
@@ -190,7 +189,7 @@ using read_end = std::variant<std::monostate, http_error, close_reason>;
 // from the socket. Until its first byte arrives the connection is idle (a drain may close it) and the idle
 // deadline applies; from then on, one header deadline for the whole request, header and body (restarted
 // after a 100 Continue), however the bytes trickle in.
-net::awaitable<read_end> read_request(session& s)
+task<read_end> read_request(session& s)
 {
     const auto& sc = s.st.cfg.server;
     const milliseconds header_timeout{sc.header_timeout_ms};
@@ -252,11 +251,11 @@ net::awaitable<read_end> read_request(session& s)
 // closes or the deadline passes. Closing with unread data makes the kernel answer with a reset, and on some
 // stacks a reset destroys the refusal we just sent before the client reads it. Bounded by time; the bytes are
 // thrown away as they come.
-net::awaitable<void> linger(session& s)
+task<void> linger(session& s)
 {
     const milliseconds timeout{s.st.cfg.server.linger_timeout_ms};
     beast::error_code ec;
-    s.socket.shutdown(tcp::socket::shutdown_send, ec);
+    s.socket.shutdown(tcp_socket::shutdown_send, ec);
     if (ec || timeout.count() == 0) {
         co_return;
     }
@@ -281,7 +280,7 @@ void log_access(const session& s, unsigned status, std::size_t bytes, steady_clo
 // /stats/stream, after its header: one server-sent event per snapshot until the client goes, the drain ends
 // the feed, or a write misses its deadline (a subscriber that does not read is dropped, not buffered for).
 // The handler reserved the subscriber's slot; this releases it.
-net::awaitable<close_reason> stream_events(session& s, bool header_written)
+task<close_reason> stream_events(session& s, bool header_written)
 {
     auto& st = s.st;
     // A fixed send buffer: the kernel's autotuning would let a stalled subscriber sit on megabytes.
@@ -305,7 +304,7 @@ net::awaitable<close_reason> stream_events(session& s, bool header_written)
 }
 
 // Answers a refused request (no route was taken: it never reached handle_request), lingers, and counts it.
-net::awaitable<void> refuse(session& s, const http_error& e, steady_clock::time_point received)
+task<void> refuse(session& s, const http_error& e, steady_clock::time_point received)
 {
     auto& st = s.st;
     st.stats.request_started(st.stats.other());
@@ -321,7 +320,7 @@ net::awaitable<void> refuse(session& s, const http_error& e, steady_clock::time_
 // One connection, one coroutine: read a request (idle deadline, then header deadline, header and body
 // limits), handle it, write the response (write deadline), and loop while keep-alive holds. Peer closes,
 // timeouts and drain cancellations end it quietly.
-net::awaitable<void> run_session(session& s)
+task<void> run_session(session& s)
 {
     auto& st = s.st;
     // A cancelled wait is an outcome the handlers look at, not an exception.
@@ -398,10 +397,10 @@ net::awaitable<void> run_session(session& s)
     st.stats.connection_closed(reason);
     // Send FIN so the client reads a clean end of stream; errors here (already closed) change nothing.
     beast::error_code ignored;
-    s.socket.shutdown(tcp::socket::shutdown_send, ignored);
+    s.socket.shutdown(tcp_socket::shutdown_send, ignored);
 }
 
-net::awaitable<void> run_session(tcp::socket socket, server_state& st, std::shared_ptr<client_watch> watch)
+task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<client_watch> watch)
 {
     session s{std::move(socket), st, std::move(watch)};
     co_await run_session(s);
@@ -422,7 +421,7 @@ struct session_done
 
 // Over server.max_connections: answer 503 on the fresh socket without waiting for anything (a few hundred
 // bytes fit any empty send buffer; if they do not, the client learns nothing worse than a close), and close.
-void refuse_over_capacity(tcp::socket& socket, const server_state& st)
+void refuse_over_capacity(tcp_socket& socket, const server_state& st)
 {
     http_error e{http::status::service_unavailable,
                  "over_capacity",
@@ -437,7 +436,7 @@ void refuse_over_capacity(tcp::socket& socket, const server_state& st)
                 std::to_string(body.size()) + "\r\n\r\n" + body;
     ::send(socket.native_handle(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     beast::error_code ignored; // the connection is being refused: how it closes changes nothing
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.shutdown(tcp_socket::shutdown_send, ignored);
     // Closing with unread input makes the kernel answer with a reset, which can destroy the 503 before the
     // client reads it: discard what has arrived already (a request is usually there by now), without waiting.
     std::array<char, 4096> sink{};
@@ -451,7 +450,7 @@ void refuse_over_capacity(tcp::socket& socket, const server_state& st)
 
 } // namespace
 
-net::awaitable<void> run_listener(tcp::acceptor& acceptor, server_state& st)
+task<void> run_listener(tcp_acceptor& acceptor, server_state& st)
 {
     auto ex = co_await net::this_coro::executor;
     // An episode of failed accepts (out of descriptors) is logged once when it starts and once when accepts
@@ -475,7 +474,7 @@ net::awaitable<void> run_listener(tcp::acceptor& acceptor, server_state& st)
             ++failures;
             last_failure = steady_clock::now();
             ++st.stats.accept_errors;
-            net::steady_timer pause{ex, milliseconds{50}};
+            io_timer pause{ex, milliseconds{50}};
             co_await pause.async_wait(use_tuple);
             continue;
         }

@@ -1,7 +1,7 @@
 #pragma once
 
+#include <duet/server/io.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -19,7 +19,7 @@ public:
     using message = std::shared_ptr<const std::string>;
 
     /// Waits until a message newer than `seen` exists and returns it, updating `seen`; null once closed.
-    boost::asio::awaitable<message> next(std::uint64_t& seen);
+    task<message> next(std::uint64_t& seen);
 
     /// Makes data the latest message and wakes every waiting subscriber.
     void publish(std::string data);
@@ -35,7 +35,7 @@ private:
     message latest_;
     std::uint64_t sequence_ = 0;
     bool closed_ = false;
-    std::vector<boost::asio::steady_timer*> waiters_; // of suspended next() calls: cancelled to wake them
+    std::vector<io_timer*> waiters_; // of suspended next() calls: cancelled to wake them
 };
 
 } // namespace duet::server

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <duet/config.hpp>
+#include <duet/server/io.hpp>
 #include <duet/server/router.hpp>
 
 #include <string>
@@ -11,13 +12,13 @@
 namespace duet::server {
 
 // I/O-bound: concurrency on one thread. Waiting costs no CPU and blocks nothing.
-boost::asio::awaitable<handler_result> io_sleep(server_state& st, const param_values& p);
-boost::asio::awaitable<handler_result> io_fanout(server_state& st, const param_values& p);
+task<handler_result> io_sleep(server_state& st, const param_values& p);
+task<handler_result> io_fanout(server_state& st, const param_values& p);
 
 // CPU-bound: parallelism on the worker pool, or the loop blocked on purpose with mode=inline.
-boost::asio::awaitable<handler_result> cpu_primes(server_state& st, const param_values& p);
-boost::asio::awaitable<handler_result> cpu_fib(server_state& st, const param_values& p);
-boost::asio::awaitable<handler_result> cpu_mandelbrot(server_state& st, const param_values& p);
+task<handler_result> cpu_primes(server_state& st, const param_values& p);
+task<handler_result> cpu_fib(server_state& st, const param_values& p);
+task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p);
 
 /// The endpoint table, with limits from the configuration; `workers` is the default parts of a split request.
 std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers);

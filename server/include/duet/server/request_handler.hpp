@@ -2,6 +2,7 @@
 
 #include <duet/server/http_error.hpp>
 #include <duet/server/http_types.hpp>
+#include <duet/server/io.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -24,9 +25,8 @@ struct request_tally
 /// network. Runs on the I/O thread. `received` is when the request was fully read. It counts the request as
 /// started in its endpoint's statistics; the caller finishes it (request_finished) once the response is
 /// written.
-boost::asio::awaitable<response> handle_request(server_state& st, const request& req,
-                                                std::chrono::steady_clock::time_point received,
-                                                request_tally& tally);
+task<response> handle_request(server_state& st, const request& req,
+                              std::chrono::steady_clock::time_point received, request_tally& tally);
 
 /// The JSON error response for e, shaped for req (version, keep-alive, HEAD) and the server's state.
 response error_response(server_state& st, const request& req, const http_error& e);

@@ -2,6 +2,7 @@
 
 #include <duet/server/http_error.hpp>
 #include <duet/server/http_types.hpp>
+#include <duet/server/io.hpp>
 #include <duet/server/params.hpp>
 #include <duet/server/report.hpp>
 
@@ -21,7 +22,7 @@ struct server_state;
 using handler_result = boost::system::result<handler_output, http_error>;
 
 /// A handler whose response carries a report (/io/*, /cpu/*). Runs on the I/O thread; may suspend.
-using report_handler = boost::asio::awaitable<handler_result> (*)(server_state&, const param_values&);
+using report_handler = task<handler_result> (*)(server_state&, const param_values&);
 
 /// A handler that answers at once with a fixed shape and no report (/, /healthz, /readyz).
 using plain_handler = response (*)(server_state&, const request&);

@@ -3,6 +3,7 @@
 #include <duet/config.hpp>
 #include <duet/cpu_allowance.hpp>
 #include <duet/server/event_feed.hpp>
+#include <duet/server/io.hpp>
 #include <duet/server/report.hpp>
 #include <duet/server/router.hpp>
 #include <duet/server/stats.hpp>
@@ -10,7 +11,6 @@
 #include <duet/thread_info.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/intrusive/list.hpp>
 
 #include <chrono>
@@ -47,7 +47,7 @@ struct coarse_clock
 struct connection
     : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
 {
-    explicit connection(boost::asio::ip::tcp::socket& s) : socket{s} {}
+    explicit connection(tcp_socket& s) : socket{s} {}
 
     /// The next socket operation must finish within `timeout` from now, or by `at`.
     void arm(std::chrono::milliseconds timeout) noexcept { arm_until(coarse_clock::now() + timeout); }
@@ -58,7 +58,7 @@ struct connection
     }
     void disarm() noexcept { deadline = coarse_clock::time_point::max(); }
 
-    boost::asio::ip::tcp::socket& socket;
+    tcp_socket& socket;
     coarse_clock::time_point deadline = coarse_clock::time_point::max(); ///< none while max
     bool expired = false; ///< the sweep cancelled the operation in progress at its deadline
     bool idle = true;     ///< waiting for the first byte of its next request: safe to close during a drain
@@ -88,7 +88,7 @@ struct server_state
     connection_list connections;
     std::uint64_t open_connections = 0;
     bool draining = false;
-    boost::asio::steady_timer* drain_waiter = nullptr; ///< cancelled when the last connection closes
+    io_timer* drain_waiter = nullptr; ///< cancelled when the last connection closes
 
     /// Called when a session coroutine ends: logs an exception that escaped it (a bug, counted as such), and
     /// finishes a drain when the last connection is gone.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <duet/server/io.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -10,6 +11,6 @@ struct server_state;
 /// The accept loop: one session per accepted connection, until the acceptor is closed by a drain. A session
 /// is one coroutine: wait for a request (idle deadline), read it (header deadline, header and body limits),
 /// handle it, write the response (write deadline), and loop while keep-alive holds.
-boost::asio::awaitable<void> run_listener(boost::asio::ip::tcp::acceptor& acceptor, server_state& st);
+task<void> run_listener(tcp_acceptor& acceptor, server_state& st);
 
 } // namespace duet::server

@@ -203,9 +203,10 @@ struct server::impl
                 co_return;
             }
             const auto now = coarse_clock::now();
+            // A passed deadline stays armed until its session clears it: an operation that completed just
+            // before a cancel (which then found nothing pending) is followed by another, cancelled next time.
             for (auto& c : st.connections) {
                 if (c.deadline <= now) {
-                    c.disarm();
                     c.expired = true;
                     boost::system::error_code ignored; // a socket with nothing pending has nothing to cancel
                     c.socket.cancel(ignored);

@@ -82,6 +82,26 @@ void watch_client(const std::shared_ptr<client_watch>& w)
                              });
 }
 
+// Ends a watch when the handling is over (or throws): the pending peek, if any, is cancelled and finds the
+// watch disarmed.
+struct watch_disarm
+{
+    client_watch& watch;
+    tcp_socket& socket;
+
+    watch_disarm(client_watch& w, tcp_socket& s) : watch{w}, socket{s} {}
+    watch_disarm(const watch_disarm&) = delete;
+    watch_disarm& operator=(const watch_disarm&) = delete;
+    ~watch_disarm()
+    {
+        if (watch.armed) {
+            watch.armed = false;
+            beast::error_code ignored; // nothing to cancel when the watch completed already
+            socket.cancel(ignored);
+        }
+    }
+};
+
 // What a connection's coroutine holds: the socket, its place in the server's connection list, the read
 // buffer, the request being read (its strings are reused from one request to the next) and the buffer the
 // response's header is formatted in.
@@ -147,7 +167,7 @@ http_error refusal_for(const beast::error_code& ec, const request_parser& parser
 // Why a socket operation failed, as a close reason: the expected ends of a connection, told apart for /stats.
 close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, const session& s)
 {
-    if (s.conn.expired) {
+    if (s.conn.expired && ec == net::error::operation_aborted) {
         return on_timeout;
     }
     if (ec == net::error::operation_aborted) {
@@ -195,16 +215,27 @@ task<read_end> read_request(session& s)
     const milliseconds header_timeout{sc.header_timeout_ms};
     request_parser parser{s.req, sc};
     std::optional<coarse_clock::time_point> due; // the header deadline, once the request has begun
+    std::size_t header_bytes = 0; // consumed by the parser so far: it drops the request line as it goes
     bool go_ahead_sent = false;
     for (;;) {
         if (s.buffer.size() > 0) {
             beast::error_code ec;
-            s.buffer.consume(parser.put(s.buffer.data(), ec));
+            const bool in_header = !parser.is_header_done();
+            const auto used = parser.put(s.buffer.data(), ec);
+            s.buffer.consume(used);
             if (parser.is_done()) {
                 co_return std::monostate{};
             }
             if (ec && ec != http::error::need_more) {
                 co_return refusal_for(ec, parser, sc);
+            }
+            if (in_header) {
+                // Beast bounds the header bytes it has not consumed yet; the bound is on the whole header.
+                header_bytes += used;
+                if (!parser.is_header_done() &&
+                    header_bytes + s.buffer.size() > static_cast<std::size_t>(sc.max_header_bytes)) {
+                    co_return refusal_for(http::error::header_limit, parser, sc);
+                }
             }
             if (parser.is_header_done() && s.req.expect_continue && s.req.version == 11 && !go_ahead_sent) {
                 // The client waits for our go-ahead before it sends the body; a body over the limit was
@@ -220,7 +251,7 @@ task<read_end> read_request(session& s)
                 continue; // the header is in, and body bytes are buffered already
             }
         }
-        const bool waiting = s.buffer.size() == 0 && !parser.is_header_done();
+        const bool waiting = s.buffer.size() == 0 && !parser.got_some();
         if (waiting && s.st.draining) {
             co_return close_reason::drain;
         }
@@ -260,11 +291,12 @@ task<void> linger(session& s)
         co_return;
     }
     std::array<char, 4096> sink{};
-    s.conn.arm(timeout);
+    const auto due = coarse_clock::now() + timeout;
+    s.conn.arm_until(due);
     for (;;) {
         auto [read_ec, n] = co_await s.socket.async_read_some(net::buffer(sink), use_tuple);
-        if (read_ec) {
-            co_return; // the client closed, or the deadline passed: either way we are done
+        if (read_ec || s.conn.expired || coarse_clock::now() >= due) {
+            co_return; // the client closed, or the deadline passed (also for a client that never stops)
         }
     }
 }
@@ -357,11 +389,11 @@ task<void> run_session(session& s)
             s.watch->armed = true;
             watch_client(s.watch);
         }
-        res = co_await handle_request(st, s.req, received, tally);
+        {
+            watch_disarm disarm{*s.watch, s.socket}; // also if the handling throws
+            res = co_await handle_request(st, s.req, received, tally);
+        }
         if (takes_time) {
-            s.watch->armed = false;
-            beast::error_code ignored; // nothing to cancel when the watch completed already
-            s.socket.cancel(ignored);
             if (s.watch->gone) {
                 auto now = steady_clock::now();
                 st.stats.request_finished(tally.endpoint, client_closed_request, now - received, now);

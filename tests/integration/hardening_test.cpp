@@ -131,6 +131,53 @@ TEST(Hardening, ExpectContinueGetsTheGoAheadThenTheAnswer)
     EXPECT_EQ(std::string(answer.data(), n).rfind("HTTP/1.1 200 OK", 0), 0U);
 }
 
+TEST(Hardening, LingerEndsAtItsDeadlineEvenIfTheClientNeverStopsSending)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.linger_timeout_ms = 300;
+    running_server server{cfg};
+    net::io_context ioc;
+    tcp::socket s{ioc};
+    s.connect({net::ip::make_address("127.0.0.1"), server.port()});
+    // A body far over the limit: refused with 413, then the client keeps uploading as fast as it can.
+    net::write(s, net::buffer(
+                      std::string{"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"}));
+    s.non_blocking(true);
+    const std::string chunk(64 * 1024, 'x');
+    std::array<char, 4096> sink{};
+    bool closed = false;
+    auto start = std::chrono::steady_clock::now();
+    while (!closed && std::chrono::steady_clock::now() - start < 5s) {
+        // Reading gives the 413, then the end of the server's half (it shut down its sending side and
+        // lingers); only a failed write says the server has closed the connection and stopped reading.
+        boost::system::error_code ec;
+        s.read_some(net::buffer(sink), ec);
+        s.write_some(net::buffer(chunk), ec);
+        closed = ec && ec != net::error::would_block;
+        if (ec == net::error::would_block) {
+            std::this_thread::sleep_for(100us); // the server's read side is full: let it drain
+        }
+    }
+    EXPECT_TRUE(closed) << "the server still read after 5 s of a 300 ms linger";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST(Hardening, TheHeaderDeadlineAppliesFromTheRequestLine)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.header_timeout_ms = 300;
+    cfg.server.idle_timeout_ms = 20000;
+    running_server server{cfg};
+    auto start = std::chrono::steady_clock::now();
+    // The request line alone: the parser consumes it whole, so no byte of the request stays buffered. The
+    // connection is still mid-request: the header deadline, not the idle one, must cut it.
+    auto reply = raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\n", 10s);
+    EXPECT_TRUE(reply.closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    auto stats = http_get(server.port(), "/stats").json();
+    EXPECT_GE(stats["connections"]["closed"]["read_timeout"].get<int>(), 1);
+}
+
 TEST(Hardening, SlowlorisConnectionsAreCutWhileNormalClientsKeepTheirLatency)
 {
     auto cfg = duet::test::test_config();

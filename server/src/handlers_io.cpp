@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -24,8 +25,14 @@ task<handler_result> io_sleep(server_state&, const param_values& p)
     auto start = steady_clock::now();
 
     cpu.pause();
-    // The timer is only cancelled when the server is torn down, and then this frame is destroyed unresumed.
-    co_await timer.async_wait(net::as_tuple(use_task));
+    if (ms.count() == 0) {
+        // A wait of nothing is a yield: the request goes once to the back of the loop's queue, as an expired
+        // timer's would, without the timer queue and the timerfd system call a timer costs.
+        co_await net::post(timer.get_executor(), use_task);
+    } else {
+        // Cancelled (it then ends at once) when the client goes away, or when the server is torn down.
+        co_await timer.async_wait(net::as_tuple(use_task));
+    }
     cpu.resume();
 
     work.service = steady_clock::now() - start;

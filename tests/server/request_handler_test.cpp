@@ -73,6 +73,18 @@ TEST_F(RequestHandler, SleepReportsTheEventLoopModelAndNoWorker)
     EXPECT_EQ(r["id"], res.request_id);
 }
 
+TEST_F(RequestHandler, AZeroSleepYieldsOnceAndReportsLikeAnyOther)
+{
+    // ms=0 takes no timer: the handler yields to the loop (ioc_.run() must run it), then reports.
+    auto res = handle(http::verb::get, "/io/sleep?ms=0");
+    ASSERT_EQ(res.status, http::status::ok) << res.body;
+    auto j = body(res);
+    EXPECT_EQ(j["result"]["slept_ms"], 0);
+    EXPECT_GE(j["result"]["late_us"].get<int>(), 0);
+    EXPECT_EQ(j["report"]["model"], "event-loop");
+    EXPECT_LT(j["report"]["timing_us"]["service"].get<double>(), 1e6);
+}
+
 TEST_F(RequestHandler, PoolWorkRunsOnAWorkerAndReportsItsCpuTime)
 {
     auto res = handle(http::verb::get, "/cpu/fib?n=27");

@@ -39,9 +39,9 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(use_task);
 
-// Bytes asked for per read. Every open connection holds this much while its request is handled: 1 KB takes a
-// typical request (wrk's are under 100 bytes, a browser's a few hundred) and the buffer grows, up to
-// server.max_header_bytes more, for a request that needs it.
+// Bytes asked for per read. A connection holds this much between requests (and gives it back while a request
+// that takes time is handled): 1 KB takes a typical request (wrk's are under 100 bytes, a browser's a few
+// hundred), and the buffer grows, up to server.max_header_bytes more, for a request that needs it.
 constexpr std::size_t read_chunk = 1024;
 
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
@@ -52,7 +52,7 @@ constexpr unsigned client_closed_request = 499;
 // shut down only its sending side) is the same end of stream on the wire and counts as gone, as it does for
 // nginx. A pipelined request that arrives meanwhile ends the watch and waits for the next read.
 //
-// Shared by the session and the completion of its pending wait, which can run after the session has ended:
+// Shared by the session and the completion of its pending peek, which can run after the session has ended:
 // that completion touches the socket and the signal only while the watch is armed, and the session disarms
 // it before going on.
 struct client_watch

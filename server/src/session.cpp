@@ -462,12 +462,15 @@ void refuse_over_capacity(tcp_socket& socket, const server_state& st)
                  st.cfg.server.max_connections,
                  {},
                  1};
-    auto body = e.body();
-    auto text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                "Connection: close\r\nContent-Length: " +
-                std::to_string(body.size()) + "\r\n\r\n" + body;
-    ::send(socket.native_handle(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    response res{e.status, 11};
+    res.content_type = "application/json";
+    res.body = e.body();
+    res.retry_after_s = e.retry_after_s;
+    res.keep_alive = false;
+    std::string head;
     beast::error_code ignored; // the connection is being refused: how it closes changes nothing
+    socket.non_blocking(true, ignored);
+    socket.write_some(wire_form(res, head), ignored); // one sendmsg, no wait
     socket.shutdown(tcp_socket::shutdown_send, ignored);
     // Closing with unread input makes the kernel answer with a reset, which can destroy the 503 before the
     // client reads it: discard what has arrived already (a request is usually there by now), without waiting.

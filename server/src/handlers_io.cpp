@@ -16,22 +16,21 @@ namespace duet::server {
 namespace net = boost::asio;
 using std::chrono::steady_clock;
 
-task<handler_result> io_sleep(server_state&, const param_values& p)
+task<handler_result> io_sleep(server_state& st, const param_values& p)
 {
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
     auto ms = std::chrono::milliseconds{p.get("ms")};
-    io_timer timer{co_await net::this_coro::executor, ms};
     auto start = steady_clock::now();
 
     cpu.pause();
     if (ms.count() == 0) {
         // A wait of nothing is a yield: the request goes once to the back of the loop's queue, as an expired
-        // timer's would, without the timer queue and the timerfd system call a timer costs.
-        co_await net::post(timer.get_executor(), use_task);
+        // wait's would, without the wait queue.
+        co_await net::post(co_await net::this_coro::executor, use_task);
     } else {
-        // Cancelled (it then ends at once) when the client goes away, or when the server is torn down.
-        co_await timer.async_wait(net::as_tuple(use_task));
+        // Cancelled (it then ends at once) when the client goes away; destroyed with the server.
+        co_await st.waits->async_wait_until(start + ms, net::as_tuple(use_task));
     }
     cpu.resume();
 
@@ -42,24 +41,20 @@ task<handler_result> io_sleep(server_state&, const param_values& p)
     co_return handler_output{{{"slept_ms", ms.count()}, {"late_us", late.count()}}, work};
 }
 
-task<handler_result> io_fanout(server_state&, const param_values& p)
+task<handler_result> io_fanout(server_state& st, const param_values& p)
 {
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
     auto n = static_cast<std::size_t>(p.get("n"));
     auto ms = std::chrono::milliseconds{p.get("ms")};
-    auto ex = co_await net::this_coro::executor;
 
     // n independent waits, all started now; the request resumes once when the last one ends.
     auto start = steady_clock::now();
-    std::vector<io_timer> timers;
-    timers.reserve(n);
-    using wait_op = decltype(timers.front().async_wait(net::deferred));
+    using wait_op = decltype(st.waits->async_wait_until(start, net::deferred));
     std::vector<wait_op> waits;
     waits.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-        timers.emplace_back(ex, start + ms);
-        waits.push_back(timers.back().async_wait(net::deferred));
+        waits.push_back(st.waits->async_wait_until(start + ms, net::deferred));
     }
 
     cpu.pause();

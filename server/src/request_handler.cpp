@@ -71,10 +71,8 @@ response respond(server_state& st, const request& req, const endpoint& ep, const
 
 } // namespace
 
-// A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
-// costs in memory while it waits: the work that does not wait is done in plain functions.
-task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,
-                              request_tally& tally)
+std::variant<response, handler_call> route_request(server_state& st, const request& req,
+                                                   steady_clock::time_point received, request_tally& tally)
 {
     auto match = st.routes.route(req.method, req.target);
     // A refused request still counts for the endpoint it was addressed to, when there is one.
@@ -82,18 +80,36 @@ task<response> handle_request(server_state& st, const request& req, steady_clock
     tally.endpoint = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
     st.stats.request_started(tally.endpoint);
     if (!match) {
-        co_return error_with_id(st, req, match.error(), st.ids.next(req.request_id),
-                                steady_clock::now() - received);
+        return error_with_id(st, req, match.error(), st.ids.next(req.request_id),
+                             steady_clock::now() - received);
     }
     const endpoint& ep = *match->ep;
     if (ep.plain != nullptr) {
         auto res = ep.plain(st, req);
         tally.stream = ep.streams && req.method == http::verb::get && res.status == http::status::ok;
-        co_return finish(st, req, std::move(res));
+        return finish(st, req, std::move(res));
     }
-    auto id = st.ids.next(req.request_id);
-    co_return respond(st, req, ep, match->params, std::move(id), received,
-                      co_await ep.handler(st, match->params));
+    return handler_call{&ep, match->params, st.ids.next(req.request_id)};
+}
+
+// A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
+// costs in memory while it waits; a frame over about 1 KB is also too big for Asio's recycling cache, and
+// costs a malloc and a free per request. So the work that does not wait is done in plain functions.
+task<response> call_handler(server_state& st, const request& req, handler_call call,
+                            steady_clock::time_point received)
+{
+    co_return respond(st, req, *call.ep, call.params, std::move(call.id), received,
+                      co_await call.ep->handler(st, call.params));
+}
+
+task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,
+                              request_tally& tally)
+{
+    auto next = route_request(st, req, received, tally);
+    if (auto* call = std::get_if<handler_call>(&next)) {
+        co_return co_await call_handler(st, req, std::move(*call), received);
+    }
+    co_return std::move(std::get<response>(next));
 }
 
 } // namespace duet::server

@@ -64,9 +64,10 @@ struct client_watch
     bool gone = false;
 };
 
-// The watch is a one-byte peek, an ordinary receive: Asio queues it without a system call when the last
-// read emptied the socket (as the request's read did), and performs it when the socket becomes readable. It
-// then sees a byte (a pipelined request: left in the socket for the next read) or the end of the stream.
+// The watch is a one-byte peek, an ordinary receive: Asio tries it at once (one recv that finds nothing, as
+// the socket was emptied by the request's read), then queues it and performs it when the socket becomes
+// readable. It then sees a byte (a pipelined request: left in the socket for the next read) or the end of the
+// stream.
 void watch_client(const std::shared_ptr<client_watch>& w)
 {
     w->socket->async_receive(net::buffer(w->peeked), tcp_socket::message_peek,
@@ -376,9 +377,11 @@ task<void> run_session(session& s)
         auto received = steady_clock::now();
         request_tally tally;
         response res;
-        const endpoint* ep = st.routes.find(s.req.target);
-        const bool takes_time = ep != nullptr && ep->handler != nullptr;
-        if (takes_time) {
+        auto next = route_request(st, s.req, received, tally);
+        auto* call = std::get_if<handler_call>(&next);
+        if (call == nullptr) {
+            res = std::move(std::get<response>(next));
+        } else {
             // Work that takes time: watch the client meanwhile (see client_watch), and give back the read
             // buffer, if nothing of a next request is in it, and the response head's buffer (1.2 KB per
             // waiting connection; the next read and the response take fresh ones).
@@ -388,12 +391,10 @@ task<void> run_session(session& s)
             std::string{}.swap(s.head);
             s.watch->armed = true;
             watch_client(s.watch);
-        }
-        {
-            watch_disarm disarm{*s.watch, s.socket}; // also if the handling throws
-            res = co_await handle_request(st, s.req, received, tally);
-        }
-        if (takes_time) {
+            {
+                watch_disarm disarm{*s.watch, s.socket}; // also if the handling throws
+                res = co_await call_handler(st, s.req, std::move(*call), received);
+            }
             if (s.watch->gone) {
                 auto now = steady_clock::now();
                 st.stats.request_finished(tally.endpoint, client_closed_request, now - received, now);

@@ -19,11 +19,16 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 const std::string server_field = "Server: duet/" + std::string{duet::version} + "\r\n";
 
+// Room for a typical head (an /io/sleep response's is about 200 bytes), so that a head buffer given back
+// while its request waited is allocated once rather than grown to size.
+constexpr std::size_t typical_head = 256;
+
 } // namespace
 
 std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::string& head)
 {
     head.clear();
+    head.reserve(typical_head);
     head.append(res.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
     append_int(head, res.status_code());
     head.push_back(' ');

@@ -31,6 +31,7 @@ struct server_config
     std::int64_t write_timeout_ms = 10000;
     std::int64_t drain_timeout_ms = 10000;
     std::int64_t linger_timeout_ms = 1000;
+    std::int64_t timer_slack_us = 50;
 };
 
 /// The worker pool that runs CPU-bound work.
@@ -170,6 +171,11 @@ void for_each_key(Config& c, F&& f)
                "before closing, so that it reads the refusal rather than a reset; 0 closes at once.",
                0, 60000},
       c.server.linger_timeout_ms);
+    f(key_info{"server.timer_slack_us", "us",
+               "How much later than its deadline an /io/sleep or /io/fanout wait may end, so that waits "
+               "ending close together share a wake-up of the I/O thread; 0: each at its deadline.",
+               0, 10000},
+      c.server.timer_slack_us);
     f(key_info{"pool.workers", "threads",
                "Worker threads for CPU work; 0 means the CPUs this process may use.", 0, 1024},
       c.pool.workers);

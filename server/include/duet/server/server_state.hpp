@@ -7,6 +7,7 @@
 #include <duet/server/report.hpp>
 #include <duet/server/router.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/wait_queue.hpp>
 #include <duet/server/worker_pool.hpp>
 #include <duet/thread_info.hpp>
 
@@ -83,6 +84,7 @@ struct server_state
     server_stats stats;
     event_feed feed;             ///< /stats snapshots for /stats/stream subscribers
     std::uint64_t jobs_made = 0; ///< CPU jobs created, counted for faults.fail_every_nth_job
+    wait_queue* waits = nullptr; ///< the io_context's, for /io/sleep and /io/fanout; made with the io_context
 
     // Connections and the drain.
     connection_list connections;

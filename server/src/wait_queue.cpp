@@ -18,7 +18,19 @@ wait_queue::wait_queue(net::execution_context& owner, io_executor ex, clock::dur
 void wait_queue::start(clock::time_point due, handler h)
 {
     auto slot = net::get_associated_cancellation_slot(h);
-    auto w = waits_.emplace_hint(waits_.end(), due, wait{std::move(h), slot});
+    wait_map::iterator w;
+    if (spare_.empty()) {
+        w = waits_.emplace_hint(waits_.end(), due, wait{std::move(h), slot});
+    } else {
+        auto node = std::move(spare_.back());
+        spare_.pop_back();
+        node.key() = due;
+        // Swapped in: Boost 1.81's any_completion_handler move assignment wraps its argument in a new handler
+        // instead of moving it, recursing without end.
+        node.mapped().done.swap(h);
+        node.mapped().slot = slot;
+        w = waits_.insert(waits_.end(), std::move(node));
+    }
     if (slot.is_connected()) {
         // The slot keeps this handler until the coroutine's next operation replaces it, which may be after
         // the wait has ended: so it forgets the wait once it has cancelled it, and a wait that ends clears
@@ -36,7 +48,7 @@ void wait_queue::cancel(wait_map::iterator w)
 {
     // Posted, not called: the canceller is in the middle of emitting its signal.
     net::post(timer_.get_executor(), net::append(std::move(w->second.done), net::error::operation_aborted));
-    waits_.erase(w);
+    recycle(waits_.extract(w));
     arm();
 }
 
@@ -49,10 +61,17 @@ void wait_queue::on_timer()
         auto node = waits_.extract(waits_.begin());
         node.mapped().slot.clear();
         auto done = std::move(node.mapped().done);
-        node = {}; // the memory goes back before the request resumes, for it to reuse
+        recycle(std::move(node)); // before the request resumes, which may start a wait that reuses it
         std::move(done)(boost::system::error_code{});
     }
     arm();
+}
+
+void wait_queue::recycle(wait_map::node_type node)
+{
+    if (spare_.size() < max_spare) {
+        spare_.push_back(std::move(node));
+    }
 }
 
 // Keeps the timer set to the earliest deadline plus the slack while any wait is pending (the pending timer is
@@ -87,6 +106,7 @@ void wait_queue::shutdown()
         w.slot.clear();
     }
     waits_.clear();
+    spare_.clear();
     armed_ = clock::time_point::max();
 }
 

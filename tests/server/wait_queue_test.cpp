@@ -70,6 +70,32 @@ TEST(WaitQueue, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
     EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
 }
 
+// Ended waits leave their nodes for the next ones; a wait in a reused node behaves like any other.
+TEST(WaitQueue, WaitsStartedAfterOthersEndedWorkTheSame)
+{
+    net::io_context ioc;
+    auto& q = make_queue(ioc, 0ms);
+    for (int round = 0; round < 3; ++round) {
+        std::vector<int> order;
+        net::cancellation_signal cancel;
+        outcome cancelled;
+        auto now = clock_type::now();
+        for (int i : {2, 1, 3}) {
+            q.async_wait_until(now + i * 5ms, [&order, i](error_code ec) {
+                EXPECT_FALSE(ec);
+                order.push_back(i);
+            });
+        }
+        q.async_wait_until(now + 10s, net::bind_cancellation_slot(cancel.slot(), record(cancelled)));
+        net::post(ioc, [&] { cancel.emit(net::cancellation_type::terminal); });
+        ioc.restart();
+        ioc.run();
+        EXPECT_EQ(order, (std::vector<int>{1, 2, 3})) << "round " << round;
+        ASSERT_TRUE(cancelled.ec.has_value());
+        EXPECT_EQ(*cancelled.ec, net::error::operation_aborted);
+    }
+}
+
 // The point of the slack: waits whose deadlines are within it of the earliest end together, in one completion
 // of the queue's timer, that is one turn of the loop.
 TEST(WaitQueue, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)

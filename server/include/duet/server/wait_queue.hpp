@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <vector>
 
 namespace duet::server {
 
@@ -65,12 +66,18 @@ private:
     void cancel(wait_map::iterator w);
     void on_timer();
     void arm();
+    void recycle(wait_map::node_type node);
     void shutdown() override;
+
+    // Nodes of ended waits kept for the next ones: a wait then costs no allocation. Bounded: a burst of waits
+    // ending at once gives back all but these.
+    static constexpr std::size_t max_spare = 256;
 
     io_timer timer_;
     clock::duration slack_;
     clock::time_point armed_ = clock::time_point::max(); ///< when the timer fires; max: not armed
     wait_map waits_;
+    std::vector<wait_map::node_type> spare_;
 };
 
 } // namespace duet::server

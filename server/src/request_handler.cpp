@@ -89,7 +89,7 @@ std::variant<response, handler_call> route_request(server_state& st, const reque
         tally.stream = ep.streams && req.method == http::verb::get && res.status == http::status::ok;
         return finish(st, req, std::move(res));
     }
-    return handler_call{&ep, match->params, st.ids.next(req.request_id)};
+    return handler_call{&ep, std::move(match->params), st.ids.next(req.request_id)};
 }
 
 // A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it

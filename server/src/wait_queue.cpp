@@ -56,13 +56,18 @@ void wait_queue::on_timer()
 {
     armed_ = clock::time_point::max();
     auto now = clock::now();
-    // A resumed request may start a wait or cancel one: the map is read afresh each time round.
-    while (!waits_.empty() && waits_.begin()->first <= now) {
-        auto node = waits_.extract(waits_.begin());
-        node.mapped().slot.clear();
-        auto done = std::move(node.mapped().done);
-        recycle(std::move(node)); // before the request resumes, which may start a wait that reuses it
-        std::move(done)(boost::system::error_code{});
+    try {
+        // A resumed request may start a wait or cancel one: the map is read afresh each time round.
+        while (!waits_.empty() && waits_.begin()->first <= now) {
+            auto node = waits_.extract(waits_.begin());
+            node.mapped().slot.clear();
+            auto done = std::move(node.mapped().done);
+            recycle(std::move(node)); // before the request resumes, which may start a wait that reuses it
+            std::move(done)(boost::system::error_code{});
+        }
+    } catch (...) {
+        arm(); // the waits left still need the timer, should the loop run again
+        throw;
     }
     arm();
 }
@@ -100,8 +105,9 @@ void wait_queue::arm()
 
 void wait_queue::shutdown()
 {
-    // Destroying a suspended request's handler destroys its coroutine frames, as the io_context does with the
-    // operations it owns; nothing is invoked.
+    // Nothing is invoked. Destroying a suspended request's handler hands its coroutine frames to the
+    // scheduler, which destroys them in its own shutdown, after this one (services shut down newest first),
+    // as it does the operations it owns.
     for (auto& [due, w] : waits_) {
         w.slot.clear();
     }

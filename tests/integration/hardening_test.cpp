@@ -347,13 +347,17 @@ TEST(Hardening, AClientThatLeavesMidRequestIsCountedAndItsWorkCancelled)
     // The wait is cancelled as soon as the server notices, not after its 5 s.
     EXPECT_TRUE(counted_as_gone(server.port(), "/io/sleep", 20))
         << endpoint_stats(server.port(), "/io/sleep").dump();
+    // So are all the waits of a fan-out, through its parallel group.
+    abandon(server.port(), "/io/fanout?n=100&ms=5000", 200ms);
+    EXPECT_TRUE(counted_as_gone(server.port(), "/io/fanout", 20))
+        << endpoint_stats(server.port(), "/io/fanout").dump();
 
     // A CPU job cannot be interrupted: its result is dropped when it ends, and it is counted the same way.
     abandon(server.port(), "/cpu/primes?n=3000000", 100ms);
     EXPECT_TRUE(counted_as_gone(server.port(), "/cpu/primes", 100))
         << endpoint_stats(server.port(), "/cpu/primes").dump();
     auto stats = http_get(server.port(), "/stats").json();
-    EXPECT_EQ(stats["connections"]["closed"]["client_gone"], 2);
+    EXPECT_EQ(stats["connections"]["closed"]["client_gone"], 3);
     EXPECT_EQ(stats["pool"]["completed"], 1); // the job ran to its end; only its answer had nowhere to go
 }
 

@@ -173,6 +173,8 @@ TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
     ioc.run_one(); // the 1 ms wait ends
     ASSERT_TRUE(ended.ec.has_value());
     EXPECT_FALSE(*ended.ec);
+    outcome reusing; // takes the ended wait's node
+    q.async_wait_until(start + 150ms, record(reusing));
     ended_signal.emit(net::cancellation_type::terminal);
     twice_signal.emit(net::cancellation_type::terminal);
     twice_signal.emit(net::cancellation_type::terminal);
@@ -182,6 +184,8 @@ TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
     EXPECT_EQ(*twice.ec, net::error::operation_aborted);
     ASSERT_TRUE(other.ec.has_value());
     EXPECT_FALSE(*other.ec);
+    ASSERT_TRUE(reusing.ec.has_value());
+    EXPECT_FALSE(*reusing.ec) << "the ended wait's signal cancelled the wait that reused its node";
 }
 
 // With nothing pending the queue holds no timer: io_context::run returns, as it does when the last Asio timer

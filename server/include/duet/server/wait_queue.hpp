@@ -26,7 +26,8 @@ namespace duet::server {
 ///
 /// An execution-context service, so that the io_context's shutdown destroys the waits still pending, as it
 /// does its own operations. It belongs to the I/O thread: start waits and run the io_context on that thread
-/// only; a wait completes there, from the queue's timer.
+/// only. A wait completes there, from the queue's timer: its handler is called directly, not through its
+/// associated executor, so it must be one that runs on this io_context (a coroutine of the I/O thread is).
 class wait_queue : public boost::asio::execution_context::service
 {
 public:

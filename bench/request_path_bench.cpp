@@ -5,6 +5,7 @@
 #include <duet/server/request_handler.hpp>
 #include <duet/server/request_parser.hpp>
 #include <duet/server/server_state.hpp>
+#include <duet/server/wait_queue.hpp>
 #include <duet/server/wire.hpp>
 
 #include <boost/asio/buffer.hpp>

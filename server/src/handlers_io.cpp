@@ -1,5 +1,6 @@
 #include <duet/server/handlers.hpp>
 #include <duet/server/server_state.hpp>
+#include <duet/server/wait_queue.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>

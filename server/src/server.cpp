@@ -3,6 +3,7 @@
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/wait_queue.hpp>
 #include <duet/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>

@@ -2,6 +2,7 @@
 
 #include <duet/server/report.hpp>
 #include <duet/server/server_state.hpp>
+#include <duet/server/wait_queue.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

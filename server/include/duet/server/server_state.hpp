@@ -7,7 +7,6 @@
 #include <duet/server/report.hpp>
 #include <duet/server/router.hpp>
 #include <duet/server/stats.hpp>
-#include <duet/server/wait_queue.hpp>
 #include <duet/server/worker_pool.hpp>
 #include <duet/thread_info.hpp>
 
@@ -25,6 +24,8 @@ class logger;
 }
 
 namespace duet::server {
+
+class wait_queue;
 
 /// CLOCK_MONOTONIC_COARSE: a few nanoseconds to read and a few milliseconds of resolution, which is what a
 /// deadline of seconds needs (steady_clock costs five times as much, and a connection sets several deadlines

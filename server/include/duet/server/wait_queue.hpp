@@ -33,7 +33,6 @@ class wait_queue : public boost::asio::execution_context::service
 public:
     using clock = std::chrono::steady_clock;
     using key_type = wait_queue;
-    static inline boost::asio::execution_context::id id;
 
     /// Made with boost::asio::make_service<wait_queue>(ioc, ioc.get_executor(), slack).
     wait_queue(boost::asio::execution_context& owner, io_executor ex, clock::duration slack);
@@ -48,7 +47,6 @@ public:
             [this](handler h, clock::time_point at) { start(at, std::move(h)); }, token, due);
     }
 
-    clock::duration slack() const noexcept { return slack_; }
     std::size_t pending() const noexcept { return waits_.size(); }
 
 private:

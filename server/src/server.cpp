@@ -161,11 +161,11 @@ struct server::impl
         acceptor.close(ignored);
         // Idle keep-alive connections have no request to finish: close them now. Busy ones close after their
         // response, which carries Connection: close.
-        for (auto& c : st.connections) {
+        st.connections.for_each([&](connection& c) {
             if (c.idle) {
                 c.socket.cancel(ignored);
             }
-        }
+        });
         net::co_spawn(ioc, finish_drain(), [](const std::exception_ptr& e) { log_exception("drain", e); });
     }
 
@@ -208,13 +208,11 @@ struct server::impl
             const auto now = coarse_clock::now();
             // A passed deadline stays armed until its session clears it: an operation that completed just
             // before a cancel (which then found nothing pending) is followed by another, cancelled next time.
-            for (auto& c : st.connections) {
-                if (c.deadline <= now) {
-                    c.expired = true;
-                    boost::system::error_code ignored; // a socket with nothing pending has nothing to cancel
-                    c.socket.cancel(ignored);
-                }
-            }
+            st.connections.for_each_due(now, [](connection& c) {
+                c.expired = true;
+                boost::system::error_code ignored; // a socket with nothing pending has nothing to cancel
+                c.socket.cancel(ignored);
+            });
         }
     }
 

@@ -109,11 +109,10 @@ struct watch_disarm
 struct session
 {
     session(tcp_socket s, server_state& state, std::shared_ptr<client_watch> w)
-        : socket{std::move(s)}, st{state}, conn{socket}, watch{std::move(w)},
+        : socket{std::move(s)}, st{state}, conn{socket, state.connections}, watch{std::move(w)},
           buffer{static_cast<std::size_t>(state.cfg.server.max_header_bytes) + read_chunk}
     {
         watch->socket = &socket;
-        st.connections.push_back(conn);
     }
 
     tcp_socket socket;

@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -99,6 +103,25 @@ TEST(CpuUsage, AnIdleProcessUsesAlmostNothing)
     const auto& s = sampler.sample();
     EXPECT_LT(s.process_percent_of_one_core, 20.0);
     EXPECT_NEAR(s.process_percent_of_allowed, s.process_percent_of_one_core / 2, 1e-9);
+}
+
+// Counted by the size of /proc/self/fd where the kernel reports it, by listing the directory where not:
+// either way each descriptor opened counts once.
+TEST(CpuUsage, CountsEachDescriptorThatOpens)
+{
+    duet::cpu_sampler sampler{1};
+    const auto before = sampler.sample().open_fds;
+    std::vector<std::array<int, 2>> pipes(50);
+    for (auto& p : pipes) {
+        ASSERT_EQ(::pipe(p.data()), 0);
+    }
+    const auto during = sampler.sample().open_fds;
+    for (auto& p : pipes) {
+        ::close(p[0]);
+        ::close(p[1]);
+    }
+    EXPECT_EQ(during, before + 100);
+    EXPECT_EQ(sampler.sample().open_fds, before);
 }
 
 } // namespace

@@ -11,13 +11,13 @@
 #include <duet/thread_info.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/intrusive/list.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace spdlog {
 class logger;
@@ -40,33 +40,77 @@ struct coarse_clock
     static time_point now() noexcept;
 };
 
-/// One open connection, as the drain and the deadline sweep see it. Lives in its session's coroutine frame
-/// and unlinks itself.
+class connection_table;
+
+/// One open connection, as the drain and the deadline sweep see it. Lives in its session's coroutine frame;
+/// registers itself in the server's connection_table and leaves it when destroyed.
 ///
 /// Deadlines: instead of a timer per operation (set, cancelled and re-set several times per request), an
-/// operation that must end in time sets `deadline`, and one sweep over all connections (server.cpp) cancels
-/// the socket's operations once it has passed and marks the connection `expired`.
-struct connection
-    : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>
+/// operation that must end in time sets a deadline in the table, and one sweep over the table (server.cpp)
+/// cancels the socket's operations once it has passed and marks the connection `expired`.
+class connection
 {
-    explicit connection(tcp_socket& s) : socket{s} {}
+public:
+    connection(tcp_socket& s, connection_table& table);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
     /// The next socket operation must finish within `timeout` from now, or by `at`.
     void arm(std::chrono::milliseconds timeout) noexcept { arm_until(coarse_clock::now() + timeout); }
-    void arm_until(coarse_clock::time_point at) noexcept
-    {
-        deadline = at;
-        expired = false;
-    }
-    void disarm() noexcept { deadline = coarse_clock::time_point::max(); }
+    void arm_until(coarse_clock::time_point at) noexcept;
+    void disarm() noexcept;
 
     tcp_socket& socket;
-    coarse_clock::time_point deadline = coarse_clock::time_point::max(); ///< none while max
     bool expired = false; ///< the sweep cancelled the operation in progress at its deadline
     bool idle = true;     ///< waiting for the first byte of its next request: safe to close during a drain
+
+private:
+    connection_table& table_;
+    std::uint32_t slot_;
 };
 
-using connection_list = boost::intrusive::list<connection, boost::intrusive::constant_time_size<false>>;
+/// The open connections and their deadlines, in two arrays indexed by a slot that each connection keeps while
+/// it is open (freed slots are reused, last freed first). The sweep reads only the deadlines: a contiguous
+/// array of 8 bytes per slot, so 10,000 connections cost it a few microseconds. Walking the connections
+/// themselves, one per coroutine frame scattered over the heap, cost milliseconds per sweep in cache and TLB
+/// misses (measured: about 370 ns a connection).
+class connection_table
+{
+public:
+    using time_point = coarse_clock::time_point;
+
+    std::uint32_t add(connection& c);
+    void remove(std::uint32_t slot) noexcept;
+    void set_deadline(std::uint32_t slot, time_point at) noexcept { deadlines_[slot] = at; }
+
+    /// Calls f(connection&) for every open connection.
+    template <typename F>
+    void for_each(F&& f) const
+    {
+        for (auto* c : connections_) {
+            if (c != nullptr) {
+                f(*c);
+            }
+        }
+    }
+
+    /// Calls f(connection&) for every connection whose deadline is at or before `now` (a free slot has none).
+    template <typename F>
+    void for_each_due(time_point now, F&& f) const
+    {
+        for (std::size_t i = 0; i < deadlines_.size(); ++i) {
+            if (deadlines_[i] <= now) {
+                f(*connections_[i]);
+            }
+        }
+    }
+
+private:
+    std::vector<time_point> deadlines_;    ///< time_point::max(): no deadline, or a free slot
+    std::vector<connection*> connections_; ///< null: a free slot
+    std::vector<std::uint32_t> free_slots_;
+};
 
 /// Everything requests share. It lives on the I/O thread and only the I/O thread touches it, so it needs no
 /// locks: workers receive a job and hand back an outcome, nothing more.
@@ -88,7 +132,7 @@ struct server_state
     wait_queue* waits = nullptr; ///< the io_context's, for /io/sleep and /io/fanout; made with the io_context
 
     // Connections and the drain.
-    connection_list connections;
+    connection_table connections;
     std::uint64_t open_connections = 0;
     bool draining = false;
     io_timer* drain_waiter = nullptr; ///< cancelled when the last connection closes

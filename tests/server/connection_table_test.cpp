@@ -1,0 +1,107 @@
+#include <duet/server/server_state.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+using duet::server::coarse_clock;
+using duet::server::connection;
+using duet::server::connection_table;
+using duet::server::tcp_socket;
+using namespace std::chrono_literals;
+
+std::vector<const tcp_socket*> due(const connection_table& t, coarse_clock::time_point now)
+{
+    std::vector<const tcp_socket*> out;
+    t.for_each_due(now, [&](connection& c) { out.push_back(&c.socket); });
+    return out;
+}
+
+std::size_t count(const connection_table& t)
+{
+    std::size_t n = 0;
+    t.for_each([&](connection&) { ++n; });
+    return n;
+}
+
+TEST(ConnectionTable, TheSweepFindsOnlyThePassedDeadlines)
+{
+    net::io_context ioc;
+    connection_table table;
+    tcp_socket a{ioc}, b{ioc}, c{ioc};
+    connection ca{a, table}, cb{b, table}, cc{c, table};
+    const auto now = coarse_clock::now();
+    ca.arm_until(now - 1ms);
+    cb.arm_until(now + 1h);
+    // cc has no deadline
+    EXPECT_EQ(due(table, now), std::vector<const tcp_socket*>{&a});
+    EXPECT_EQ(due(table, now + 2h), (std::vector<const tcp_socket*>{&a, &b}));
+    ca.disarm();
+    EXPECT_TRUE(due(table, now + 2h) == std::vector<const tcp_socket*>{&b});
+    cb.expired = true; // as the sweep leaves it; a new deadline starts afresh
+    cb.arm_until(now - 1ms);
+    EXPECT_FALSE(cb.expired);
+    EXPECT_EQ(count(table), 3U);
+}
+
+// A connection that closes leaves the table, deadline and all; the next one takes its slot, without its
+// deadline.
+TEST(ConnectionTable, AClosedConnectionsSlotIsReusedWithoutItsDeadline)
+{
+    net::io_context ioc;
+    connection_table table;
+    tcp_socket a{ioc}, b{ioc}, c{ioc};
+    const auto now = coarse_clock::now();
+    connection ca{a, table};
+    {
+        connection cb{b, table};
+        cb.arm_until(now - 1ms);
+        EXPECT_EQ(count(table), 2U);
+    }
+    EXPECT_EQ(count(table), 1U);
+    EXPECT_TRUE(due(table, now).empty());
+    connection cc{c, table};
+    EXPECT_EQ(count(table), 2U);
+    EXPECT_TRUE(due(table, now).empty());
+    cc.arm_until(now - 1ms);
+    EXPECT_EQ(due(table, now), std::vector<const tcp_socket*>{&c});
+}
+
+// Many connections opening and closing in any order: every open one is seen once, none that closed.
+TEST(ConnectionTable, SeesEveryOpenConnectionOnce)
+{
+    net::io_context ioc;
+    connection_table table;
+    std::vector<std::unique_ptr<tcp_socket>> sockets;
+    std::vector<std::optional<connection>> conns(1000);
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        sockets.push_back(std::make_unique<tcp_socket>(ioc));
+        conns[i].emplace(*sockets[i], table);
+    }
+    for (std::size_t i = 0; i < conns.size(); i += 3) {
+        conns[i].reset();
+    }
+    for (std::size_t i = 0; i < conns.size(); i += 6) {
+        conns[i].emplace(*sockets[i], table);
+    }
+    std::vector<int> seen(conns.size(), 0);
+    table.for_each([&](connection& c) {
+        for (std::size_t i = 0; i < sockets.size(); ++i) {
+            if (&c.socket == sockets[i].get()) {
+                ++seen[i];
+            }
+        }
+    });
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        EXPECT_EQ(seen[i], conns[i] ? 1 : 0) << i;
+    }
+}
+
+} // namespace

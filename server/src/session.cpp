@@ -41,9 +41,9 @@ constexpr auto use_tuple = net::as_tuple(use_task);
 
 // Bytes asked for per read. A connection holds this much between requests (and gives it back while a request
 // that takes time is handled): 1 KB takes a typical request (wrk's are under 100 bytes, a browser's a few
-// hundred), and the buffer grows, up to server.max_header_bytes more, for a request that needs it. Just under
-// 1 KiB: glibc serves up to 1,016 bytes from its per-thread cache and small bins, while every larger request
-// first consolidates its fast bins (with 10,000 connections, malloc was 12% of the server's CPU).
+// hundred), and the buffer grows, up to server.max_header_bytes more, for a request that needs it. Not 1,024:
+// glibc's small bins take allocations of up to 1,000 bytes, and a larger one that its per-thread cache cannot
+// serve first consolidates the fast bins (with 10,000 connections, malloc was 12% of the server's CPU).
 constexpr std::size_t read_chunk = 1000;
 
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.

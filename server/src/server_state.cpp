@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <time.h>
 
 namespace duet::server {
@@ -50,9 +52,17 @@ void connection::disarm() noexcept
 std::uint32_t connection_table::add(connection& c)
 {
     if (free_slots_.empty()) {
+        // Room first, in all three arrays, so that a failed allocation leaves the table as it was, and so
+        // that remove never allocates.
+        const auto room = std::max<std::size_t>(16, 2 * connections_.size());
+        if (connections_.size() ==
+            std::min({deadlines_.capacity(), connections_.capacity(), free_slots_.capacity()})) {
+            deadlines_.reserve(room);
+            connections_.reserve(room);
+            free_slots_.reserve(room);
+        }
         deadlines_.push_back(time_point::max());
         connections_.push_back(&c);
-        free_slots_.reserve(connections_.capacity()); // so that remove never allocates
         return static_cast<std::uint32_t>(connections_.size() - 1);
     }
     auto slot = free_slots_.back();

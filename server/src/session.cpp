@@ -105,7 +105,7 @@ struct watch_disarm
     }
 };
 
-// What a connection's coroutine holds: the socket, its place in the server's connection list, the read
+// What a connection's coroutine holds: the socket, its place in the server's connection table, the read
 // buffer, the request being read (its strings are reused from one request to the next) and the buffer the
 // response's header is formatted in.
 struct session

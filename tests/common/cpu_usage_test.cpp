@@ -9,6 +9,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -122,6 +125,20 @@ TEST(CpuUsage, CountsEachDescriptorThatOpens)
     }
     EXPECT_EQ(during, before + 100);
     EXPECT_EQ(sampler.sample().open_fds, before);
+}
+
+// Where the directory's size says nothing (kernels before 6.2, or a root that is not procfs, as here), the
+// entries are counted.
+TEST(CpuUsage, CountsDescriptorsByListingWhereTheSizeSaysNothing)
+{
+    auto root = std::filesystem::temp_directory_path() / ("duet-fd-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(root / "proc/self/fd");
+    for (int i = 0; i < 7; ++i) {
+        std::ofstream{root / "proc/self/fd" / std::to_string(i)};
+    }
+    duet::cpu_sampler sampler{1, root};
+    EXPECT_EQ(sampler.sample().open_fds, 7U);
+    std::filesystem::remove_all(root);
 }
 
 } // namespace

@@ -69,6 +69,7 @@ TEST(ConnectionTable, AClosedConnectionsSlotIsReusedWithoutItsDeadline)
     EXPECT_TRUE(due(table, now).empty());
     connection cc{c, table};
     EXPECT_EQ(count(table), 2U);
+    EXPECT_EQ(table.slots(), 2U); // b's slot, not a new one
     EXPECT_TRUE(due(table, now).empty());
     cc.arm_until(now - 1ms);
     EXPECT_EQ(due(table, now), std::vector<const tcp_socket*>{&c});
@@ -102,6 +103,7 @@ TEST(ConnectionTable, SeesEveryOpenConnectionOnce)
     for (std::size_t i = 0; i < conns.size(); ++i) {
         EXPECT_EQ(seen[i], conns[i] ? 1 : 0) << i;
     }
+    EXPECT_EQ(table.slots(), conns.size()); // the reopened ones took the freed slots
 }
 
 } // namespace

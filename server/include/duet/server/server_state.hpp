@@ -83,6 +83,8 @@ public:
     std::uint32_t add(connection& c);
     void remove(std::uint32_t slot) noexcept;
     void set_deadline(std::uint32_t slot, time_point at) noexcept { deadlines_[slot] = at; }
+    /// Slots in use or free: the most connections open at once so far, which is what the sweep reads.
+    std::size_t slots() const noexcept { return connections_.size(); }
 
     /// Calls f(connection&) for every open connection.
     template <typename F>

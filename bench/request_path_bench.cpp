@@ -28,8 +28,7 @@ void request_path(benchmark::State& state, const std::string& target)
     worker_pool pool{1, 1024};
     server_state st{cfg, pool, duet::cpu_allowance{}};
     net::io_context ioc{1};
-    st.waits = &net::make_service<wait_queue>(ioc, ioc.get_executor(),
-                                              std::chrono::microseconds{cfg.server.timer_slack_us});
+    st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
     st.io_thread = duet::thread_ident::current();
     const std::string bytes =
         "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";

@@ -111,8 +111,7 @@ struct server::impl
           pool{worker_count(cfg, cpus), static_cast<std::size_t>(cfg.pool.queue_limit), placement(cfg)},
           st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
-        st.waits = &net::make_service<wait_queue>(ioc, ioc.get_executor(),
-                                                  std::chrono::microseconds{cfg.server.timer_slack_us});
+        st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
         auto ep = listen_endpoint(cfg.server);
         acceptor.open(ep.protocol());
         acceptor.set_option(tcp_acceptor::reuse_address{true});

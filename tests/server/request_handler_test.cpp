@@ -26,8 +26,8 @@ protected:
     RequestHandler() : pool_{2, 8}, st_{cfg_, pool_, duet::cpu_allowance{}}
     {
         st_.io_thread = duet::thread_ident::current();
-        st_.waits = &net::make_service<duet::server::wait_queue>(
-            ioc_, ioc_.get_executor(), std::chrono::microseconds{cfg_.server.timer_slack_us});
+        st_.waits =
+            &duet::server::wait_queue::of(ioc_, std::chrono::microseconds{cfg_.server.timer_slack_us});
     }
 
     response handle(http::verb method, std::string target, std::string request_id = {})

@@ -22,7 +22,7 @@ using error_code = boost::system::error_code;
 
 wait_queue& make_queue(net::io_context& ioc, clock_type::duration slack)
 {
-    return net::make_service<wait_queue>(ioc, ioc.get_executor(), slack);
+    return wait_queue::of(ioc, slack);
 }
 
 struct outcome

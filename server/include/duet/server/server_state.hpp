@@ -72,7 +72,7 @@ private:
 
 /// The open connections and their deadlines, in two arrays indexed by a slot that each connection keeps while
 /// it is open (freed slots are reused, last freed first). The sweep reads only the deadlines: a contiguous
-/// array of 8 bytes per slot, so 10,000 connections cost it a few microseconds. Walking the connections
+/// array of 8 bytes per slot, 80 KB for 10,000 connections. Walking the connections
 /// themselves, one per coroutine frame scattered over the heap, cost milliseconds per sweep in cache and TLB
 /// misses (measured: about 370 ns a connection).
 class connection_table

@@ -34,7 +34,12 @@ public:
     using clock = std::chrono::steady_clock;
     using key_type = wait_queue;
 
-    /// Made with boost::asio::make_service<wait_queue>(ioc, ioc.get_executor(), slack).
+    /// The io_context's queue, made on first use (server.timer_slack_us gives the slack).
+    static wait_queue& of(boost::asio::io_context& ioc, clock::duration slack)
+    {
+        return boost::asio::make_service<wait_queue>(ioc, ioc.get_executor(), slack);
+    }
+
     wait_queue(boost::asio::execution_context& owner, io_executor ex, clock::duration slack);
 
     /// Completes with no error once `due` has passed, at most about `slack` after it (later only while the

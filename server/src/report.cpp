@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
 #include <cstdint>
 #include <iterator>
@@ -12,6 +13,9 @@
 #include <stdexcept>
 
 namespace duet::server {
+
+using namespace std::literals;
+
 namespace {
 
 // Microseconds with nanosecond resolution, as exactly three decimals from the integer count: 3.217, 0.000.
@@ -20,11 +24,15 @@ void append_micros(std::string& out, std::chrono::nanoseconds d)
     append_thousandths(out, d.count());
 }
 
-// A JSON string: quotes, backslashes and control characters escaped (the text here is ASCII: ids, paths, our
-// thread names). Text with nothing to escape, which is nearly all of it, is appended in one piece.
+bool needs_escape(char c)
+{
+    return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+}
+
+// A JSON string: quotes, backslashes and control characters escaped. Text with nothing to escape, which is
+// nearly all of it, is appended in one piece.
 void append_string(std::string& out, std::string_view text)
 {
-    auto needs_escape = [](char c) { return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20; };
     out.push_back('"');
     if (std::none_of(text.begin(), text.end(), needs_escape)) {
         out.append(text);
@@ -47,14 +55,22 @@ void append_string(std::string& out, std::string_view text)
 void append_thread(std::string& out, const thread_ident* t)
 {
     if (t == nullptr) {
-        out += "null";
+        out += "null"sv;
         return;
     }
-    out += R"({"name":)";
-    append_string(out, t->name);
-    out += R"(,"tid":)";
+    out += R"({"name":)"sv;
+    append_string(out, t->name); // from the kernel, which takes any bytes
+    out += R"(,"tid":)"sv;
     append_int(out, t->tid);
     out += '}';
+}
+
+// Text the server wrote itself, or checked (a client's request id: [A-Za-z0-9._:-]): nothing in it needs
+// escaping, so it goes between the quotes as it is.
+std::string_view own_text(std::string_view text)
+{
+    assert(std::none_of(text.begin(), text.end(), needs_escape));
+    return text;
 }
 
 bool valid_client_id(std::string_view id)
@@ -98,49 +114,49 @@ std::string report_body(const report_context& ctx, const handler_output& out)
     const auto& w = out.work;
     std::string body;
     body.reserve(640);
-    body += R"({"result":{)";
+    body += R"({"result":{)"sv;
     for (const auto& field : out.result.items()) {
         if (&field != out.result.items().data()) {
             body.push_back(',');
         }
-        append_string(body, field.name); // our own names: ASCII
-        body.push_back(':');
+        body.push_back('"');
+        body += own_text(field.name);
+        body += R"(":)"sv;
         std::visit([&body](auto v) { append_int(body, v); }, field.value);
     }
-    body += "}";
-    body += R"(,"report":{"id":)";
-    append_string(body, ctx.id);
-    body += R"(,"endpoint":)";
-    append_string(body, ctx.endpoint);
-    body += R"(,"params":)";
+    body += R"(},"report":{"id":")"sv;
+    body += own_text(ctx.id);
+    body += R"(","endpoint":")"sv;
+    body += own_text(ctx.endpoint);
+    body += R"(","params":)"sv;
     if (ctx.params != nullptr) {
         ctx.params->append_json(body);
     } else {
-        body += "{}";
+        body += "{}"sv;
     }
-    body += R"(,"model":)";
-    append_string(body, w.model);
-    body += R"(,"timing_us":{"total":)";
+    body += R"(,"model":")"sv;
+    body += own_text(w.model);
+    body += R"(","timing_us":{"total":)"sv;
     append_micros(body, ctx.total);
-    body += R"(,"queue":)";
+    body += R"(,"queue":)"sv;
     append_micros(body, w.queue);
-    body += R"(,"service":)";
+    body += R"(,"service":)"sv;
     append_micros(body, w.service);
-    body += R"(},"threads":{"io":)";
+    body += R"(},"threads":{"io":)"sv;
     append_thread(body, ctx.io_thread);
-    body += R"(,"worker":)";
+    body += R"(,"worker":)"sv;
     append_thread(body, w.worker);
-    body += R"(},"cores":{"start":)";
+    body += R"(},"cores":{"start":)"sv;
     append_int(body, w.core_start);
-    body += R"(,"end":)";
+    body += R"(,"end":)"sv;
     append_int(body, w.core_end);
-    body += R"(},"cpu_time_us":)";
+    body += R"(},"cpu_time_us":)"sv;
     append_micros(body, w.cpu);
     if (!out.split.is_null()) {
-        body += R"(,"split":)";
+        body += R"(,"split":)"sv;
         body += json_text(out.split);
     }
-    body += "}}";
+    body += "}}"sv;
     return body;
 }
 
@@ -150,11 +166,11 @@ void append_server_timing(std::string& out, const timing& t)
     auto append_ms = [&out](std::chrono::nanoseconds d) {
         append_thousandths(out, (std::max<std::int64_t>(d.count(), 0) + 500) / 1000);
     };
-    out += "queue;dur=";
+    out += "queue;dur="sv;
     append_ms(t.queue);
-    out += ", service;dur=";
+    out += ", service;dur="sv;
     append_ms(t.service);
-    out += ", total;dur=";
+    out += ", total;dur="sv;
     append_ms(t.total);
 }
 

@@ -7,14 +7,16 @@
 
 namespace duet::server {
 
+using namespace std::literals;
+
 namespace {
 
 void append_field(std::string& out, std::string_view name, std::string_view value)
 {
     out.append(name);
-    out.append(": ");
+    out.append(": "sv);
     out.append(value);
-    out.append("\r\n");
+    out.append("\r\n"sv);
 }
 
 const std::string server_field = "Server: duet/" + std::string{duet::version} + "\r\n";
@@ -29,45 +31,45 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
 {
     head.clear();
     head.reserve(typical_head);
-    head.append(res.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    head.append(res.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv);
     append_int(head, res.status_code());
     head.push_back(' ');
     head.append(boost::beast::http::obsolete_reason(res.status));
-    head.append("\r\n");
+    head.append("\r\n"sv);
     if (!res.content_type.empty()) {
-        append_field(head, "Content-Type", res.content_type);
+        append_field(head, "Content-Type"sv, res.content_type);
     }
     if (!res.request_id.empty()) {
         append_field(head, "X-Request-Id", res.request_id);
     }
     if (res.event_stream) {
-        head.append("Cache-Control: no-cache\r\n");
-        head.append("X-Accel-Buffering: no\r\n"); // tells nginx in front not to buffer the stream
+        head.append("Cache-Control: no-cache\r\n"sv);
+        head.append("X-Accel-Buffering: no\r\n"sv); // tells nginx in front not to buffer the stream
     } else {
-        head.append("Content-Length: ");
+        head.append("Content-Length: "sv);
         append_int(head, static_cast<std::int64_t>(res.body.size()));
-        head.append("\r\n");
+        head.append("\r\n"sv);
     }
     if (res.server_timing) {
-        head.append("Server-Timing: ");
+        head.append("Server-Timing: "sv);
         append_server_timing(head, *res.server_timing);
-        head.append("\r\n");
+        head.append("\r\n"sv);
     }
     if (!res.allow.empty()) {
         append_field(head, "Allow", res.allow);
     }
     if (res.retry_after_s) {
-        head.append("Retry-After: ");
+        head.append("Retry-After: "sv);
         append_int(head, *res.retry_after_s);
-        head.append("\r\n");
+        head.append("\r\n"sv);
     }
     if (res.version >= 11 && !res.keep_alive) {
-        head.append("Connection: close\r\n");
+        head.append("Connection: close\r\n"sv);
     } else if (res.version == 10 && res.keep_alive) {
-        head.append("Connection: keep-alive\r\n");
+        head.append("Connection: keep-alive\r\n"sv);
     }
     head.append(server_field);
-    head.append("\r\n");
+    head.append("\r\n"sv);
     if (res.head_only) {
         return {boost::asio::buffer(head), boost::asio::const_buffer{}};
     }

@@ -265,7 +265,9 @@ struct server::impl
     cpu_allowance cpus;
     worker_pool pool;
     server_state st;
-    net::io_context ioc{1}; // one thread runs it: the hint lets Asio skip work for other threads
+    // One thread runs it and does all its socket I/O; other threads (the workers, a signal) only post to it.
+    // So the hint keeps the scheduler's lock, which those posts need, and drops each socket's own lock.
+    net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     tcp_acceptor acceptor;
     net::signal_set signals;
 };

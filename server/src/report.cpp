@@ -181,23 +181,28 @@ std::string server_timing(const timing& t)
     return out;
 }
 
-request_ids::request_ids() : prefix_{std::random_device{}()} {}
+request_ids::request_ids()
+{
+    // "{:08x}-", once per process.
+    constexpr std::string_view hex = "0123456789abcdef";
+    const std::uint32_t random = std::random_device{}();
+    prefix_.assign(8, '0');
+    for (std::size_t i = 0; i < 8; ++i) {
+        prefix_[7 - i] = hex[(random >> (4 * i)) & 0xfU];
+    }
+    prefix_.push_back('-');
+}
 
 std::string request_ids::next(std::string_view from_client)
 {
     if (valid_client_id(from_client)) {
         return std::string{from_client};
     }
-    // "{:08x}-{:x}", without a format string: one id per request.
-    constexpr std::string_view hex = "0123456789abcdef";
-    std::string id(8, '0');
-    for (std::size_t i = 0; i < 8; ++i) {
-        id[7 - i] = hex[(prefix_ >> (4 * i)) & 0xfU];
-    }
-    id.push_back('-');
-    std::array<char, 16> digits{};
+    // prefix + "{:x}", without a format string: one id per request.
+    std::array<char, 16> digits; // not zeroed: to_chars writes the part that is appended
     auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), ++sequence_, 16);
-    id.append(digits.data(), end);
+    std::string id = prefix_; // in the string's own buffer, as long as the id is up to 15 characters
+    id.append(digits.data(), static_cast<std::size_t>(end - digits.data()));
     return id;
 }
 

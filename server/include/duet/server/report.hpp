@@ -134,7 +134,7 @@ public:
     std::string next(std::string_view from_client);
 
 private:
-    std::uint32_t prefix_;
+    std::string prefix_; ///< the 8 hex digits and the dash
     std::uint64_t sequence_ = 0;
 };
 

@@ -14,9 +14,10 @@ namespace duet::server {
 template <std::integral T>
 void append_int(std::string& out, T n)
 {
-    std::array<char, 24> digits{};
+    std::array<char, 24> digits; // not zeroed: to_chars writes the part that is appended
     auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), n);
-    out.append(digits.data(), end);
+    // (pointer, length): the (pointer, pointer) overload is a replace, twice the instructions.
+    out.append(digits.data(), static_cast<std::size_t>(end - digits.data()));
 }
 
 /// n / 1000 with exactly three decimals (3217 → "3.217", 5 → "0.005"); a negative n is written as 0.000.

@@ -130,7 +130,8 @@ std::string cpu_allowance::describe() const
     std::ostringstream out;
     out << usable << " usable (affinity " << affinity << " of " << online << " online, ";
     if (quota) {
-        out << "cgroup quota " << quota->cpus << " CPUs from " << quota->source << ")";
+        out << "cgroup quota " << quota->cpus << (quota->cpus == 1 ? " CPU" : " CPUs") << " from "
+            << quota->source << ")";
     } else {
         out << "no cgroup quota)";
     }

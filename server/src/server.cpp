@@ -303,8 +303,9 @@ void server::run()
     net::co_spawn(m.ioc, m.publish_loop(), log_failure("stats stream"));
 
     auto ep = m.acceptor.local_endpoint();
-    spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} workers; CPUs: {}; {})", duet::version,
-                 ep.address().to_string(), ep.port(), m.pool.size(), m.cpus.describe(), m.fd_limit);
+    spdlog::info("duet-server {} listening on {}:{} (1 I/O thread, {} worker{}; CPUs: {}; {})", duet::version,
+                 ep.address().to_string(), ep.port(), m.pool.size(), m.pool.size() == 1 ? "" : "s",
+                 m.cpus.describe(), m.fd_limit);
     log_placement(m.cfg, m.pool);
     m.ioc.run();
     m.pool.stop();

@@ -93,6 +93,11 @@ TEST_F(FakeRoot, UsableRoundsAFractionalQuotaUpAndNeverExceedsAffinity)
     auto a = duet::detect_cpu_allowance(root_);
     ASSERT_TRUE(a.quota);
     EXPECT_EQ(a.usable, 1U); // 0.5 CPU -> 1 worker, never 0
+    EXPECT_NE(a.describe().find("cgroup quota 0.5 CPUs from"), std::string::npos) << a.describe();
+
+    write("sys/fs/cgroup/cpu.max", "100000 100000");
+    a = duet::detect_cpu_allowance(root_);
+    EXPECT_NE(a.describe().find("cgroup quota 1 CPU from"), std::string::npos) << a.describe();
 
     write("sys/fs/cgroup/cpu.max", "100000000 100000"); // 1000 CPUs: affinity is the limit
     a = duet::detect_cpu_allowance(root_);

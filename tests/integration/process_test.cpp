@@ -131,6 +131,13 @@ TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
         p.signal(SIGTERM);
         EXPECT_EQ(p.wait_exit(), 0);
     }
+    {
+        server_process p{binary, {"--port", "0", "--workers", "1"}};
+        ASSERT_TRUE(p.wait_listening()) << p.output();
+        EXPECT_NE(p.output().find("1 I/O thread, 1 worker;"), std::string::npos) << p.output();
+        p.signal(SIGTERM);
+        EXPECT_EQ(p.wait_exit(), 0);
+    }
 }
 
 TEST(Process, AccessLogIsOffByDefaultAndOnByFlag)

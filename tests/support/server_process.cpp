@@ -99,7 +99,7 @@ std::optional<std::string> server_process::wait_for_output(const std::string& te
 
 std::optional<std::uint16_t> server_process::wait_listening(std::chrono::milliseconds timeout)
 {
-    if (!wait_for_output(" workers;", timeout)) {
+    if (!wait_for_output(" I/O thread, ", timeout)) { // the start-up line, after the port
         return std::nullopt;
     }
     std::smatch m;

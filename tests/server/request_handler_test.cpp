@@ -126,7 +126,7 @@ TEST_F(RequestHandler, ServerTimingAndRequestIdHeaders)
     auto first = res.request_id;
     auto second = handle(http::verb::get, "/io/sleep?ms=1").request_id;
     EXPECT_TRUE(std::regex_match(first, std::regex{"[0-9a-f]{8}-[0-9a-f]+"})) << first;
-    EXPECT_EQ(first.substr(0, 9), second.substr(0, 9)) << "one prefix per process";
+    EXPECT_EQ(first.substr(0, 9), second.substr(0, 9)) << "one prefix per server";
     EXPECT_NE(first, second);
 
     auto echoed = handle(http::verb::get, "/io/sleep?ms=1", "trace-abc.123");

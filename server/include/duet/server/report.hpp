@@ -23,7 +23,7 @@ namespace duet::server {
 /// How the work of one request ran, filled in by its handler.
 struct work_report
 {
-    std::string_view model{};           ///< "event-loop", "worker-pool" or "inline"
+    std::string_view model{};           ///< "event-loop", "worker-pool", "inline" or "split"
     std::chrono::nanoseconds queue{};   ///< waiting for a worker (0 on the event loop)
     std::chrono::nanoseconds service{}; ///< running, or waiting on timers
     std::chrono::nanoseconds cpu{};     ///< thread CPU time the work itself consumed
@@ -125,7 +125,7 @@ private:
     std::chrono::nanoseconds total_{};
 };
 
-/// Request ids: "<8 hex digits fixed per process>-<sequence in hex>", or the client's own X-Request-Id when
+/// Request ids: "<8 hex digits fixed per server>-<sequence in hex>", or the client's own X-Request-Id when
 /// it is 1-64 characters of [A-Za-z0-9._:-] (so a proxy's id carries through). I/O thread only.
 class request_ids
 {

@@ -183,7 +183,7 @@ std::string server_timing(const timing& t)
 
 request_ids::request_ids()
 {
-    // "{:08x}-", once per process.
+    // "{:08x}-", once per server.
     constexpr std::string_view hex = "0123456789abcdef";
     const std::uint32_t random = std::random_device{}();
     prefix_.assign(8, '0');

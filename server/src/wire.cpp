@@ -40,7 +40,7 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
         append_field(head, "Content-Type"sv, res.content_type);
     }
     if (!res.request_id.empty()) {
-        append_field(head, "X-Request-Id", res.request_id);
+        append_field(head, "X-Request-Id"sv, res.request_id);
     }
     if (res.event_stream) {
         head.append("Cache-Control: no-cache\r\n"sv);
@@ -56,7 +56,7 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
         head.append("\r\n"sv);
     }
     if (!res.allow.empty()) {
-        append_field(head, "Allow", res.allow);
+        append_field(head, "Allow"sv, res.allow);
     }
     if (res.retry_after_s) {
         head.append("Retry-After: "sv);

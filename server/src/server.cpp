@@ -265,8 +265,9 @@ struct server::impl
     cpu_allowance cpus;
     worker_pool pool;
     server_state st;
-    // One thread runs it and does all its socket I/O; other threads (the workers, a signal) only post to it.
-    // So the hint keeps the scheduler's lock, which those posts need, and drops each socket's own lock.
+    // One thread runs it and does all its socket I/O; the workers and request_stop only post to it (a signal
+    // reaches it through Asio's pipe). So the hint keeps the scheduler's lock, which those posts need, and
+    // drops each socket's own lock.
     net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     tcp_acceptor acceptor;
     net::signal_set signals;

@@ -20,11 +20,6 @@ using clock_type = wait_queue::clock;
 using namespace std::chrono_literals;
 using error_code = boost::system::error_code;
 
-wait_queue& make_queue(net::io_context& ioc, clock_type::duration slack)
-{
-    return wait_queue::of(ioc, slack);
-}
-
 struct outcome
 {
     std::optional<error_code> ec;
@@ -42,7 +37,7 @@ auto record(outcome& o)
 TEST(WaitQueue, AWaitEndsAfterItsDeadlineAndWithinItsSlack)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 20ms);
+    auto& q = wait_queue::of(ioc, 20ms);
     outcome o;
     auto due = clock_type::now() + 30ms;
     q.async_wait_until(due, record(o));
@@ -57,7 +52,7 @@ TEST(WaitQueue, AWaitEndsAfterItsDeadlineAndWithinItsSlack)
 TEST(WaitQueue, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     std::vector<int> order;
     auto now = clock_type::now();
     for (int i : {3, 1, 4, 2, 5}) {
@@ -74,7 +69,7 @@ TEST(WaitQueue, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
 TEST(WaitQueue, WaitsStartedAfterOthersEndedWorkTheSame)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     for (int round = 0; round < 3; ++round) {
         std::vector<int> order;
         net::cancellation_signal cancel;
@@ -101,7 +96,7 @@ TEST(WaitQueue, WaitsStartedAfterOthersEndedWorkTheSame)
 TEST(WaitQueue, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 200ms);
+    auto& q = wait_queue::of(ioc, 200ms);
     auto now = clock_type::now();
     int done = 0;
     for (int i = 0; i < 100; ++i) {
@@ -120,7 +115,7 @@ TEST(WaitQueue, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
 TEST(WaitQueue, AnEarlierWaitStartedLaterIsNotHeldUpByTheTimerSetForALaterOne)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     outcome late;
     outcome early;
     auto start = clock_type::now();
@@ -138,7 +133,7 @@ TEST(WaitQueue, AnEarlierWaitStartedLaterIsNotHeldUpByTheTimerSetForALaterOne)
 TEST(WaitQueue, ACancelledWaitEndsAtOnceWithOperationAbortedAndTheOthersGoOn)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     net::cancellation_signal cancel;
     outcome cancelled;
     outcome kept;
@@ -160,7 +155,7 @@ TEST(WaitQueue, ACancelledWaitEndsAtOnceWithOperationAbortedAndTheOthersGoOn)
 TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     net::cancellation_signal ended_signal;
     net::cancellation_signal twice_signal;
     outcome ended;
@@ -193,7 +188,7 @@ TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
 TEST(WaitQueue, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
 {
     net::io_context ioc;
-    auto& q = make_queue(ioc, 0ms);
+    auto& q = wait_queue::of(ioc, 0ms);
     net::cancellation_signal cancel;
     outcome o;
     auto start = clock_type::now();
@@ -214,7 +209,7 @@ TEST(WaitQueue, PendingWaitsAreDestroyedNotInvokedWhenTheContextGoes)
     bool invoked = false;
     {
         net::io_context ioc;
-        auto& q = make_queue(ioc, 0ms);
+        auto& q = wait_queue::of(ioc, 0ms);
         q.async_wait_until(clock_type::now() + 1h,
                            [held = std::move(owned), &invoked](error_code) { invoked = true; });
         ioc.poll();

@@ -5,7 +5,10 @@
 #include <duet/server/stats.hpp>
 #include <duet/server/wire.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -22,8 +25,11 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <variant>
 
 namespace duet::server {
@@ -40,10 +46,12 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(use_task);
 
 // Bytes asked for per read. A connection holds this much between requests (and gives it back while a request
-// that takes time is handled): 1 KB takes a typical request (wrk's are under 100 bytes, a browser's a few
-// hundred), and the buffer grows, up to server.max_header_bytes more, for a request that needs it. Not 1,024:
-// glibc's small bins take allocations of up to 1,000 bytes, and a larger one that its per-thread cache cannot
-// serve first consolidates the fast bins (with 10,000 connections, malloc was 12% of the server's CPU).
+// that takes time is handled; the request after that one is parsed from the client watch's bytes, and takes
+// a read buffer only if it is longer): 1 KB takes a typical request (wrk's are under 100 bytes, a browser's a
+// few hundred), and the buffer grows, up to server.max_header_bytes more, for a request that needs it. Not
+// 1,024: glibc's small bins take allocations of up to 1,000 bytes, and a larger one that its per-thread cache
+// cannot serve first consolidates the fast bins (with 10,000 connections, malloc was 12% of the server's
+// CPU).
 constexpr std::size_t read_chunk = 1000;
 
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
@@ -52,57 +60,134 @@ constexpr unsigned client_closed_request = 499;
 // While a request is handled, its client may go away (close or reset the connection): then the handling is
 // cancelled (a wait ends at once; a job's result is dropped) and nothing is written. A half-close (the client
 // shut down only its sending side) is the same end of stream on the wire and counts as gone, as it does for
-// nginx. A pipelined request that arrives meanwhile ends the watch and waits for the next read.
+// nginx.
 //
-// Shared by the session and the completion of its pending peek, which can run after the session has ended:
-// that completion touches the socket and the signal only while the watch is armed, and the session disarms
-// it before going on.
+// The watch is a read of the connection, started when the handling begins and left pending when it ends: it
+// is also the first read of the next request. An end of stream or a reset while a request is handled cancels
+// the handling; bytes (the next request, pipelined or sent after the response) end the watch and are kept for
+// the next request's parse. Folding the two reads into one saves, per request, the read that would find
+// nothing right after the response, and the cancellation of a watch that saw nothing.
+//
+// Shared by the session and the read's completion, which can run after the session has ended: that
+// completion touches only this struct, and the session's waiter only while the session waits for it.
 struct client_watch
 {
+    enum class phase : std::uint8_t {
+        off,     ///< no read pending
+        reading, ///< the read is pending
+        done     ///< it completed: its result and bytes wait for the next request's parse
+    };
+
     net::cancellation_signal cancel; ///< bound to the session coroutine: cancels what it awaits
-    tcp_socket* socket = nullptr;
-    std::array<char, 1> peeked{};
-    bool armed = false;
-    bool gone = false;
-};
+    net::any_completion_handler<void(beast::error_code)> waiter; ///< the session, waiting for the read to end
+    beast::error_code ec;
+    std::size_t got = 0;
+    std::array<char, 128> bytes{}; ///< what the read got: a typical request line and Host fit whole
+    phase state = phase::off;
+    bool handling = false; ///< a request is being handled: an end of stream or a reset cancels it
+    bool gone = false;     ///< the client went away while a request was handled
 
-// The watch is a one-byte peek, an ordinary receive: Asio tries it at once (one recv that finds nothing, as
-// the socket was emptied by the request's read), then queues it and performs it when the socket becomes
-// readable. It then sees a byte (a pipelined request: left in the socket for the next read) or the end of the
-// stream.
-void watch_client(const std::shared_ptr<client_watch>& w)
-{
-    w->socket->async_receive(net::buffer(w->peeked), tcp_socket::message_peek,
-                             [w](const beast::error_code& ec, std::size_t n) {
-                                 if (!w->armed || ec == net::error::operation_aborted) {
-                                     return; // disarmed: the handling finished first
-                                 }
-                                 if (!ec && n > 0) {
-                                     return; // a pipelined request
-                                 }
-                                 w->gone = true; // end of stream or reset: nobody is waiting for the answer
-                                 w->cancel.emit(net::cancellation_type::terminal);
-                             });
-}
+    /// The read saw the end of the stream or an error.
+    bool ended() const noexcept { return state == phase::done && ec; }
 
-// Ends a watch when the handling is over (or throws): the pending peek, if any, is cancelled and finds the
-// watch disarmed.
-struct watch_disarm
-{
-    client_watch& watch;
-    tcp_socket& socket;
+    /// The read got bytes that nobody has taken yet.
+    bool has_bytes() const noexcept { return got > 0; }
+    net::const_buffer data() const noexcept { return net::buffer(bytes, got); }
 
-    watch_disarm(client_watch& w, tcp_socket& s) : watch{w}, socket{s} {}
-    watch_disarm(const watch_disarm&) = delete;
-    watch_disarm& operator=(const watch_disarm&) = delete;
-    ~watch_disarm()
+    /// Drops the first n bytes; the watch is off once none are left.
+    void consume(std::size_t n) noexcept
     {
-        if (watch.armed) {
-            watch.armed = false;
-            beast::error_code ignored; // nothing to cancel when the watch completed already
-            socket.cancel(ignored);
+        got -= n;
+        std::memmove(bytes.data(), bytes.data() + n, got);
+        if (got == 0) {
+            state = phase::off;
         }
     }
+
+    /// Moves the bytes into `to`, as many as fit.
+    std::size_t take(net::mutable_buffer to) noexcept
+    {
+        const auto n = net::buffer_copy(to, data());
+        consume(n);
+        return n;
+    }
+};
+
+// The completion of the watch's read. It shares the watch with the session. Destroyed without being called
+// (the io_context destroyed with the read pending), it drops the session's waiter: that owns the session's
+// coroutine, which owns the session's share of the watch.
+struct watch_read_done
+{
+    std::shared_ptr<client_watch> watch;
+
+    explicit watch_read_done(std::shared_ptr<client_watch> w) : watch{std::move(w)} {}
+    watch_read_done(watch_read_done&&) noexcept = default;
+    watch_read_done& operator=(watch_read_done&&) = delete;
+    ~watch_read_done()
+    {
+        if (watch) {
+            net::any_completion_handler<void(beast::error_code)> dropped;
+            dropped.swap(watch->waiter);
+        }
+    }
+
+    void operator()(const beast::error_code& ec, std::size_t n)
+    {
+        const auto w = std::move(watch); // called: nothing for the destructor to drop
+        w->state = client_watch::phase::done;
+        w->ec = ec;
+        w->got = n;
+        if (ec && ec != net::error::operation_aborted && w->handling) {
+            w->gone = true; // end of stream or reset: nobody is waiting for the answer
+            w->cancel.emit(net::cancellation_type::terminal);
+        }
+        if (w->waiter) {
+            // Called directly, not posted: this completion runs on the I/O thread, as the waiting session
+            // does.
+            net::any_completion_handler<void(beast::error_code)> resume;
+            resume.swap(w->waiter); // see wait_queue.cpp on Boost 1.81's move assignment
+            std::move(resume)(ec);
+        }
+    }
+};
+
+// Starts watching the client while a request is handled: starts the read if none is pending. A read that has
+// already ended (the client half-closed after pipelining the request) means the client is gone.
+void watch_client(tcp_socket& socket, const std::shared_ptr<client_watch>& w)
+{
+    w->handling = true;
+    if (w->ended()) {
+        w->gone = true;
+        return;
+    }
+    if (w->state != client_watch::phase::off) {
+        return; // pending still, or done with bytes of the next request
+    }
+    w->state = client_watch::phase::reading;
+    socket.async_read_some(net::buffer(w->bytes), watch_read_done{w});
+}
+
+// Waits for the watch's read to end (its result stays in the watch).
+auto watch_ended(client_watch& w)
+{
+    return net::async_initiate<decltype(use_tuple), void(beast::error_code)>(
+        [&w](auto handler) {
+            net::any_completion_handler<void(beast::error_code)> h{std::move(handler)};
+            w.waiter.swap(h);
+        },
+        use_tuple);
+}
+
+// Ends the watch's part in a handling when it is over (or throws); its read stays pending for the next
+// request.
+struct watch_end
+{
+    client_watch& watch;
+
+    explicit watch_end(client_watch& w) : watch{w} {}
+    watch_end(const watch_end&) = delete;
+    watch_end& operator=(const watch_end&) = delete;
+    ~watch_end() { watch.handling = false; }
 };
 
 // What a connection's coroutine holds: the socket, its place in the server's connection table, the read
@@ -113,9 +198,7 @@ struct session
     session(tcp_socket s, server_state& state, std::shared_ptr<client_watch> w)
         : socket{std::move(s)}, st{state}, conn{socket, state.connections}, watch{std::move(w)},
           buffer{static_cast<std::size_t>(state.cfg.server.max_header_bytes) + read_chunk}
-    {
-        watch->socket = &socket;
-    }
+    {}
 
     tcp_socket socket;
     server_state& st;
@@ -211,20 +294,34 @@ using read_end = std::variant<std::monostate, http_error, close_reason>;
 // from the socket. Until its first byte arrives the connection is idle (a drain may close it) and the idle
 // deadline applies; from then on, one header deadline for the whole request, header and body (restarted
 // after a 100 Continue), however the bytes trickle in.
+//
+// The bytes the client watch read come after the read buffer's. While the read buffer is empty they are
+// parsed where they are: a request that fits there (most do) needs no read buffer at all.
 task<read_end> read_request(session& s)
 {
     const auto& sc = s.st.cfg.server;
     const milliseconds header_timeout{sc.header_timeout_ms};
+    auto& w = *s.watch;
     request_parser parser{s.req, sc};
     std::optional<coarse_clock::time_point> due; // the header deadline, once the request has begun
     std::size_t header_bytes = 0; // consumed by the parser so far: it drops the request line as it goes
     bool go_ahead_sent = false;
     for (;;) {
-        if (s.buffer.size() > 0) {
+        const bool from_watch = s.buffer.size() == 0 && w.has_bytes();
+        if (from_watch || s.buffer.size() > 0) {
             beast::error_code ec;
             const bool in_header = !parser.is_header_done();
-            const auto used = parser.put(s.buffer.data(), ec);
-            s.buffer.consume(used);
+            std::size_t used = 0;
+            std::size_t left = 0; // what the parser has not taken
+            if (from_watch) {
+                used = parser.put(w.data(), ec);
+                w.consume(used);
+                left = w.got;
+            } else {
+                used = parser.put(s.buffer.data(), ec);
+                s.buffer.consume(used);
+                left = s.buffer.size();
+            }
             if (parser.is_done()) {
                 co_return std::monostate{};
             }
@@ -235,7 +332,7 @@ task<read_end> read_request(session& s)
                 // Beast bounds the header bytes it has not consumed yet; the bound is on the whole header.
                 header_bytes += used;
                 if (!parser.is_header_done() &&
-                    header_bytes + s.buffer.size() > static_cast<std::size_t>(sc.max_header_bytes)) {
+                    header_bytes + left > static_cast<std::size_t>(sc.max_header_bytes)) {
                     co_return refusal_for(http::error::header_limit, parser, sc);
                 }
             }
@@ -249,9 +346,18 @@ task<read_end> read_request(session& s)
                 }
                 due = coarse_clock::now() + header_timeout;
             }
-            if (!ec && s.buffer.size() > 0) {
+            if (!ec && left > 0) {
                 continue; // the header is in, and body bytes are buffered already
             }
+        }
+        const auto room = std::min(read_chunk, s.buffer.max_size() - s.buffer.size());
+        if (room == 0) { // the parser's header limit stops a request before this
+            co_return refusal_for(http::error::header_limit, parser, sc);
+        }
+        if (w.has_bytes()) {
+            // The parser needs more than the watch's bytes, or them after the read buffer's: they join it.
+            s.buffer.commit(w.take(s.buffer.prepare(std::min(room, w.got))));
+            continue;
         }
         const bool waiting = s.buffer.size() == 0 && !parser.got_some();
         if (waiting && s.st.draining) {
@@ -260,17 +366,23 @@ task<read_end> read_request(session& s)
         if (!waiting && !due) {
             due = coarse_clock::now() + header_timeout;
         }
-        const auto room = std::min(read_chunk, s.buffer.max_size() - s.buffer.size());
-        if (room == 0) { // the parser's header limit stops a request before this
-            co_return refusal_for(http::error::header_limit, parser, sc);
-        }
         s.conn.idle = waiting;
         if (waiting) {
             s.conn.arm(milliseconds{sc.idle_timeout_ms});
         } else {
             s.conn.arm_until(*due);
         }
-        auto [ec, n] = co_await s.socket.async_read_some(s.buffer.prepare(room), use_tuple);
+        beast::error_code ec;
+        std::size_t n = 0;
+        if (w.state == client_watch::phase::off) {
+            std::tie(ec, n) = co_await s.socket.async_read_some(s.buffer.prepare(room), use_tuple);
+        } else if (w.state == client_watch::phase::reading) {
+            // The watch's read, started while the previous request was handled, is this one's.
+            co_await watch_ended(w);
+            ec = w.ec;
+        } else {
+            ec = w.ec; // it ended during the response
+        }
         s.conn.disarm();
         s.conn.idle = false;
         if (ec) {
@@ -385,15 +497,15 @@ task<void> run_session(session& s)
         } else {
             // Work that takes time: watch the client meanwhile (see client_watch), and give back the read
             // buffer, if nothing of a next request is in it, and the response head's buffer (1.2 KB per
-            // waiting connection; the next read and the response take fresh ones).
+            // waiting connection; the response takes a fresh one, and the next request one only if it does
+            // not fit in the watch's bytes).
             if (s.buffer.size() == 0) {
                 s.buffer.shrink_to_fit();
             }
             std::string{}.swap(s.head);
-            s.watch->armed = true;
-            watch_client(s.watch);
-            {
-                watch_disarm disarm{*s.watch, s.socket}; // also if the handling throws
+            watch_client(s.socket, s.watch);
+            if (!s.watch->gone) {
+                watch_end watching{*s.watch}; // also if the handling throws
                 res = co_await call_handler(st, s.req, std::move(*call), received);
             }
             if (s.watch->gone) {

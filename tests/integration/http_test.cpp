@@ -2,7 +2,13 @@
 #include "http_client.hpp"
 #include "running_server.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
+
+#include <thread>
 
 namespace {
 
@@ -148,6 +154,38 @@ TEST_F(Http, ReportResponsesCarryServerTimingAndRequestId)
     EXPECT_EQ(r.header("content-type"), "application/json");
 }
 
+// After a request that waits, the next request's first bytes are read by the read that watched the client
+// during the wait: a request longer than that read, or sent in pieces, must be read whole all the same.
+TEST_F(Http, TheRequestAfterAWaitIsReadWholeWhateverItsSizeAndPace)
+{
+    client_connection conn{server_.port()};
+    ASSERT_EQ(conn.get("/io/sleep?ms=1").status, 200U);
+    auto big = conn.request(http::verb::get, "/healthz", {{"X-Pad", std::string(3000, 'p')}});
+    EXPECT_EQ(big.status, 200U) << big.error;
+    ASSERT_EQ(conn.get("/io/sleep?ms=1").status, 200U);
+    auto next = conn.get("/io/sleep?ms=2");
+    ASSERT_EQ(next.status, 200U) << next.error;
+    EXPECT_EQ(next.json()["result"]["slept_ms"], 2);
+
+    // In pieces, on a raw socket: the first read gets only the beginning of the request line.
+    namespace net = boost::asio;
+    net::io_context ioc;
+    net::ip::tcp::socket s{ioc};
+    s.connect({net::ip::make_address("127.0.0.1"), server_.port()});
+    net::write(s, net::buffer(std::string_view{"GET /io/sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n"}));
+    std::string got(4096, '\0');
+    auto n = s.read_some(net::buffer(got)); // the whole response: a few hundred bytes in one segment
+    ASSERT_NE(got.substr(0, n).find("\"slept_ms\":1"), std::string::npos) << got.substr(0, n);
+    net::write(s, net::buffer(std::string_view{"GET /hea"}));
+    std::this_thread::sleep_for(50ms);
+    net::write(s, net::buffer(std::string_view{"lthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}));
+    std::string rest;
+    boost::system::error_code ec;
+    net::read(s, net::dynamic_buffer(rest), ec); // to the server's close
+    EXPECT_EQ(rest.rfind("HTTP/1.1 200", 0), 0U) << rest;
+    EXPECT_NE(rest.find("{\"status\":\"ok\"}"), std::string::npos) << rest;
+}
+
 TEST(HttpDeadlines, IdleKeepAliveConnectionIsClosed)
 {
     auto cfg = duet::test::test_config();
@@ -156,6 +194,26 @@ TEST(HttpDeadlines, IdleKeepAliveConnectionIsClosed)
     client_connection conn{server.port()};
     ASSERT_EQ(conn.get("/healthz").status, 200U);
     EXPECT_TRUE(conn.closed_by_server(3s));
+}
+
+TEST(HttpDeadlines, IdleConnectionAfterAWaitIsClosedAndDrainedAtOnce)
+{
+    // After a wait the connection waits for its next request in the read that watched the client: the idle
+    // deadline and the drain must end that read as they end any other.
+    auto cfg = duet::test::test_config();
+    cfg.server.idle_timeout_ms = 200;
+    running_server server{cfg};
+    client_connection conn{server.port()};
+    ASSERT_EQ(conn.get("/io/sleep?ms=1").status, 200U);
+    EXPECT_TRUE(conn.closed_by_server(3s));
+
+    running_server drained{}; // the default idle deadline, 60 s
+    client_connection idle{drained.port()};
+    ASSERT_EQ(idle.get("/io/sleep?ms=1").status, 200U);
+    auto start = std::chrono::steady_clock::now();
+    drained.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the drain closes idle connections at once";
+    EXPECT_TRUE(idle.closed_by_server(1s));
 }
 
 TEST(HttpDeadlines, IncompleteRequestIsCutAtTheHeaderDeadline)

@@ -135,9 +135,11 @@ struct watch_read_done
     {
         const auto w = std::move(watch); // called: nothing for the destructor to drop
         w->state = client_watch::phase::done;
-        w->ec = ec;
+        // A read on a stream socket ends with bytes or an error. One with neither is taken as the end of the
+        // stream, not left to loop the session on nothing.
+        w->ec = (ec || n > 0) ? ec : beast::error_code{net::error::eof};
         w->got = n;
-        if (ec && ec != net::error::operation_aborted && w->handling) {
+        if (w->ec && w->ec != net::error::operation_aborted && w->handling) {
             w->gone = true; // end of stream or reset: nobody is waiting for the answer
             w->cancel.emit(net::cancellation_type::terminal);
         }
@@ -146,7 +148,7 @@ struct watch_read_done
             // does.
             net::any_completion_handler<void(beast::error_code)> resume;
             resume.swap(w->waiter); // see wait_queue.cpp on Boost 1.81's move assignment
-            std::move(resume)(ec);
+            std::move(resume)(w->ec);
         }
     }
 };

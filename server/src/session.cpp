@@ -69,7 +69,8 @@ constexpr unsigned client_closed_request = 499;
 // nothing right after the response, and the cancellation of a watch that saw nothing.
 //
 // Shared by the session and the read's completion, which can run after the session has ended: that
-// completion touches only this struct, and the session's waiter only while the session waits for it.
+// completion touches only this struct (its signal reaches the session's awaited operation only while a
+// request is handled), and the session's waiter only while the session waits for it.
 struct client_watch
 {
     enum class phase : std::uint8_t {
@@ -134,12 +135,18 @@ struct watch_read_done
     void operator()(const beast::error_code& ec, std::size_t n)
     {
         const auto w = std::move(watch); // called: nothing for the destructor to drop
+        if (ec == net::error::operation_aborted && !w->waiter) {
+            // Nobody waited for this read: the socket's operations were cancelled for another one's deadline
+            // (a write's), or the session has ended. It read nothing; the next read starts afresh.
+            w->state = client_watch::phase::off;
+            return;
+        }
         w->state = client_watch::phase::done;
         // A read on a stream socket ends with bytes or an error. One with neither is taken as the end of the
         // stream, not left to loop the session on nothing.
         w->ec = (ec || n > 0) ? ec : beast::error_code{net::error::eof};
         w->got = n;
-        if (w->ec && w->ec != net::error::operation_aborted && w->handling) {
+        if (w->ec && w->handling) {
             w->gone = true; // end of stream or reset: nobody is waiting for the answer
             w->cancel.emit(net::cancellation_type::terminal);
         }
@@ -153,17 +160,22 @@ struct watch_read_done
     }
 };
 
-// Starts watching the client while a request is handled: starts the read if none is pending. A read that has
-// already ended (the client half-closed after pipelining the request) means the client is gone.
-void watch_client(tcp_socket& socket, const std::shared_ptr<client_watch>& w)
+// Starts watching the client while a request is handled. Bytes the watch holds still (the beginning of a
+// pipelined request) move on to the read buffer, after those there, so that a read can watch; a read that has
+// ended already (the client closed or reset the connection after its request) means the client is gone.
+void watch_client(tcp_socket& socket, beast::flat_buffer& buffer, const std::shared_ptr<client_watch>& w)
 {
-    w->handling = true;
+    if (w->has_bytes()) {
+        const auto room = buffer.max_size() - buffer.size();
+        buffer.commit(w->take(buffer.prepare(std::min(room, w->got))));
+    }
     if (w->ended()) {
         w->gone = true;
         return;
     }
+    w->handling = true;
     if (w->state != client_watch::phase::off) {
-        return; // pending still, or done with bytes of the next request
+        return; // pending still (or holding bytes that the read buffer has no room for)
     }
     w->state = client_watch::phase::reading;
     socket.async_read_some(net::buffer(w->bytes), watch_read_done{w});
@@ -379,7 +391,7 @@ task<read_end> read_request(session& s)
         if (w.state == client_watch::phase::off) {
             std::tie(ec, n) = co_await s.socket.async_read_some(s.buffer.prepare(room), use_tuple);
         } else if (w.state == client_watch::phase::reading) {
-            // The watch's read, started while the previous request was handled, is this one's.
+            // The watch's read, started while an earlier request was handled, is this one's.
             co_await watch_ended(w);
             ec = w.ec;
         } else {
@@ -505,7 +517,7 @@ task<void> run_session(session& s)
                 s.buffer.shrink_to_fit();
             }
             std::string{}.swap(s.head);
-            watch_client(s.socket, s.watch);
+            watch_client(s.socket, s.buffer, s.watch);
             if (!s.watch->gone) {
                 watch_end watching{*s.watch}; // also if the handling throws
                 res = co_await call_handler(st, s.req, std::move(*call), received);

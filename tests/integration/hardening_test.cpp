@@ -361,6 +361,21 @@ TEST(Hardening, AClientThatLeavesMidRequestIsCountedAndItsWorkCancelled)
     EXPECT_EQ(stats["pool"]["completed"], 1); // the job ran to its end; only its answer had nowhere to go
 }
 
+TEST(Hardening, AWaitWithAPipelinedRequestBehindItIsStillWatched)
+{
+    running_server server;
+    duet::test::raw_connection raw{server.port()};
+    // A first wait leaves the watch's read pending; the next two requests then arrive in it together.
+    raw.send("GET /io/sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_NE(raw.read_until("\"slept_ms\":1").find("\"slept_ms\":1"), std::string::npos);
+    raw.send("GET /io/sleep?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::this_thread::sleep_for(200ms);
+    raw.close();
+    // The 5 s wait still ends as soon as the server notices, with /healthz's bytes read already.
+    EXPECT_TRUE(counted_as_gone(server.port(), "/io/sleep", 20))
+        << endpoint_stats(server.port(), "/io/sleep").dump();
+}
+
 TEST(Hardening, AJobThatThrowsGets500AndTheWorkerCarriesOn)
 {
     // Every second job throws in the worker (fault injection); one worker, so it must survive each failure

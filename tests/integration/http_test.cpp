@@ -2,12 +2,9 @@
 #include "http_client.hpp"
 #include "running_server.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <thread>
 
 namespace {
@@ -15,6 +12,7 @@ namespace {
 using namespace std::chrono_literals;
 using duet::test::client_connection;
 using duet::test::http_get;
+using duet::test::raw_connection;
 using duet::test::raw_exchange;
 using duet::test::running_server;
 namespace http = boost::beast::http;
@@ -168,22 +166,28 @@ TEST_F(Http, TheRequestAfterAWaitIsReadWholeWhateverItsSizeAndPace)
     EXPECT_EQ(next.json()["result"]["slept_ms"], 2);
 
     // In pieces, on a raw socket: the first read gets only the beginning of the request line.
-    namespace net = boost::asio;
-    net::io_context ioc;
-    net::ip::tcp::socket s{ioc};
-    s.connect({net::ip::make_address("127.0.0.1"), server_.port()});
-    net::write(s, net::buffer(std::string_view{"GET /io/sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n"}));
-    std::string got(4096, '\0');
-    auto n = s.read_some(net::buffer(got)); // the whole response: a few hundred bytes in one segment
-    ASSERT_NE(got.substr(0, n).find("\"slept_ms\":1"), std::string::npos) << got.substr(0, n);
-    net::write(s, net::buffer(std::string_view{"GET /hea"}));
+    raw_connection raw{server_.port()};
+    raw.send("GET /io/sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_NE(raw.read_until("\"slept_ms\":1").find("\"slept_ms\":1"), std::string::npos);
+    raw.send("GET /hea");
     std::this_thread::sleep_for(50ms);
-    net::write(s, net::buffer(std::string_view{"lthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}));
-    std::string rest;
-    boost::system::error_code ec;
-    net::read(s, net::dynamic_buffer(rest), ec); // to the server's close
+    raw.send("lthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    auto rest = raw.read_until("{\"status\":\"ok\"}");
     EXPECT_EQ(rest.rfind("HTTP/1.1 200", 0), 0U) << rest;
     EXPECT_NE(rest.find("{\"status\":\"ok\"}"), std::string::npos) << rest;
+
+    // A request behind a waiting one, half of it sent with it and the rest after the wait: the half waits in
+    // the read buffer, the rest arrives in the watch's read, and they join in that order.
+    raw_connection behind{server_.port()};
+    behind.send("GET /io/sleep?ms=50 HTTP/1.1\r\nHost: x\r\n\r\nGET /io/sleep?ms=2 HTT");
+    std::this_thread::sleep_for(150ms);
+    behind.send("P/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    auto both = behind.read_until("\"slept_ms\":2");
+    auto first = both.find("\"slept_ms\":50");
+    auto second = both.find("\"slept_ms\":2");
+    ASSERT_NE(first, std::string::npos) << both;
+    ASSERT_NE(second, std::string::npos) << both;
+    EXPECT_LT(first, second);
 }
 
 TEST(HttpDeadlines, IdleKeepAliveConnectionIsClosed)
@@ -214,6 +218,26 @@ TEST(HttpDeadlines, IdleConnectionAfterAWaitIsClosedAndDrainedAtOnce)
     drained.stop();
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the drain closes idle connections at once";
     EXPECT_TRUE(idle.closed_by_server(1s));
+}
+
+TEST(HttpDeadlines, TheDrainTimeoutCutsARequestWhoseRestNeverCame)
+{
+    // Half a request behind a waiting one: after the wait, the session waits for the rest in the read that
+    // watched the client, with the header deadline (10 s) and not idle, so the drain waits for it until its
+    // own timeout, then destroys the io_context with that read pending (and the session waiting on it).
+    std::optional<raw_connection> raw;
+    {
+        auto cfg = duet::test::test_config();
+        cfg.server.drain_timeout_ms = 300;
+        running_server server{cfg};
+        raw.emplace(server.port());
+        raw->send("GET /io/sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /hea");
+        ASSERT_NE(raw->read_until("\"slept_ms\":1").find("\"slept_ms\":1"), std::string::npos);
+        auto start = std::chrono::steady_clock::now();
+        server.stop();
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "the drain timeout, 300 ms, cuts it";
+    }
+    EXPECT_TRUE(raw->closed_by_server(2s));
 }
 
 TEST(HttpDeadlines, IncompleteRequestIsCutAtTheHeaderDeadline)

@@ -12,7 +12,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <stdexcept>
 
@@ -284,6 +291,77 @@ raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::
         }
     };
     return run_blocking(ioc, op());
+}
+
+raw_connection::raw_connection(std::uint16_t port) : fd_{::socket(AF_INET, SOCK_STREAM, 0)}
+{
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+        throw std::runtime_error{"raw_connection: cannot connect"};
+    }
+}
+
+raw_connection::~raw_connection()
+{
+    close();
+}
+
+void raw_connection::close()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+void raw_connection::send(std::string_view bytes)
+{
+    while (!bytes.empty()) {
+        const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n <= 0) {
+            throw std::runtime_error{"raw_connection: send failed"};
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+std::string raw_connection::read_until(std::string_view needle, std::chrono::milliseconds timeout)
+{
+    std::string got;
+    const auto until = steady_clock::now() + timeout;
+    std::array<char, 4096> chunk{};
+    while (got.find(needle) == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+        pollfd p{fd_, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
+            break;
+        }
+        const auto n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+        if (n <= 0) {
+            break;
+        }
+        got.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
+bool raw_connection::closed_by_server(std::chrono::milliseconds timeout)
+{
+    const auto until = steady_clock::now() + timeout;
+    std::array<char, 4096> chunk{};
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+        pollfd p{fd_, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
+            return false;
+        }
+        if (::recv(fd_, chunk.data(), chunk.size(), 0) <= 0) {
+            return true; // the end of the stream, or a reset
+        }
+    }
 }
 
 } // namespace duet::test

@@ -95,4 +95,26 @@ struct raw_reply
 };
 raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, std::chrono::milliseconds timeout = 5s);
 
+/// A connection for writing raw bytes at a chosen pace: what to send, and when, is the test's.
+class raw_connection
+{
+public:
+    explicit raw_connection(std::uint16_t port);
+    ~raw_connection();
+    raw_connection(const raw_connection&) = delete;
+    raw_connection& operator=(const raw_connection&) = delete;
+
+    void send(std::string_view bytes);
+    /// Reads until what was read (since the last call) contains `needle`, the server closes, or the timeout
+    /// passes; returns what was read.
+    std::string read_until(std::string_view needle, std::chrono::milliseconds timeout = 5s);
+    /// Reads and discards until the server closes the connection; true if it did within the timeout.
+    bool closed_by_server(std::chrono::milliseconds timeout);
+    /// Closes this end now.
+    void close();
+
+private:
+    int fd_ = -1;
+};
+
 } // namespace duet::test

@@ -7,6 +7,7 @@
 //
 // BURN_NS adds that much busy CPU before each answer, to see how the same test degrades as a request's cost
 // grows.
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -65,9 +66,17 @@ net::awaitable<void> session(tcp::socket socket, steady_clock::duration burn)
 
 net::awaitable<void> listen(tcp::acceptor& acceptor, steady_clock::duration burn)
 {
+    net::steady_timer pause{acceptor.get_executor()};
     for (;;) {
-        auto socket = co_await acceptor.async_accept(net::use_awaitable);
-        socket.set_option(tcp::no_delay{true});
+        auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+        if (ec) {
+            // Out of descriptors, or a connection reset before it was accepted: carry on, without spinning.
+            pause.expires_after(std::chrono::milliseconds{10});
+            co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+            continue;
+        }
+        boost::system::error_code ignored; // a socket already reset fails in its first read
+        socket.set_option(tcp::no_delay{true}, ignored);
         net::co_spawn(acceptor.get_executor(), session(std::move(socket), burn), net::detached);
     }
 }

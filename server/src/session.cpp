@@ -105,12 +105,15 @@ struct client_watch
         }
     }
 
-    /// Moves the bytes into `to`, as many as fit.
-    std::size_t take(net::mutable_buffer to) noexcept
+    /// Moves the bytes to the end of `to`, as many as it has room for (none: nothing changes).
+    void move_into(beast::flat_buffer& to)
     {
-        const auto n = net::buffer_copy(to, data());
+        if (!has_bytes()) {
+            return;
+        }
+        const auto n = net::buffer_copy(to.prepare(std::min(got, to.max_size() - to.size())), data());
+        to.commit(n);
         consume(n);
-        return n;
     }
 };
 
@@ -165,10 +168,7 @@ struct watch_read_done
 // ended already (the client closed or reset the connection after its request) means the client is gone.
 void watch_client(tcp_socket& socket, beast::flat_buffer& buffer, const std::shared_ptr<client_watch>& w)
 {
-    if (w->has_bytes()) {
-        const auto room = buffer.max_size() - buffer.size();
-        buffer.commit(w->take(buffer.prepare(std::min(room, w->got))));
-    }
+    w->move_into(buffer);
     if (w->ended()) {
         w->gone = true;
         return;
@@ -370,7 +370,7 @@ task<read_end> read_request(session& s)
         }
         if (w.has_bytes()) {
             // The parser needs more than the watch's bytes, or them after the read buffer's: they join it.
-            s.buffer.commit(w.take(s.buffer.prepare(std::min(room, w.got))));
+            w.move_into(s.buffer);
             continue;
         }
         const bool waiting = s.buffer.size() == 0 && !parser.got_some();

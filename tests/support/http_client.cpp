@@ -328,18 +328,23 @@ void raw_connection::send(std::string_view bytes)
     }
 }
 
+long raw_connection::receive_by(steady_clock::time_point until, std::array<char, 4096>& chunk)
+{
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
+        return -2; // nothing before the deadline
+    }
+    return ::recv(fd_, chunk.data(), chunk.size(), 0);
+}
+
 std::string raw_connection::read_until(std::string_view needle, std::chrono::milliseconds timeout)
 {
     std::string got;
     const auto until = steady_clock::now() + timeout;
     std::array<char, 4096> chunk{};
     while (got.find(needle) == std::string::npos) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
-        pollfd p{fd_, POLLIN, 0};
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
-            break;
-        }
-        const auto n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+        const auto n = receive_by(until, chunk);
         if (n <= 0) {
             break;
         }
@@ -353,12 +358,11 @@ bool raw_connection::closed_by_server(std::chrono::milliseconds timeout)
     const auto until = steady_clock::now() + timeout;
     std::array<char, 4096> chunk{};
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
-        pollfd p{fd_, POLLIN, 0};
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
+        const auto n = receive_by(until, chunk);
+        if (n == -2) {
             return false;
         }
-        if (::recv(fd_, chunk.data(), chunk.size(), 0) <= 0) {
+        if (n <= 0) {
             return true; // the end of the stream, or a reset
         }
     }

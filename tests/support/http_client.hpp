@@ -4,6 +4,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -114,6 +115,9 @@ public:
     void close();
 
 private:
+    /// recv into chunk once the socket is readable: its result, or -2 if it is not readable by `until`.
+    long receive_by(std::chrono::steady_clock::time_point until, std::array<char, 4096>& chunk);
+
     int fd_ = -1;
 };
 

@@ -75,8 +75,6 @@ net::awaitable<void> listen(tcp::acceptor& acceptor, steady_clock::duration burn
             co_await pause.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }
-        boost::system::error_code ignored; // a socket already reset fails in its first read
-        socket.set_option(tcp::no_delay{true}, ignored);
         net::co_spawn(acceptor.get_executor(), session(std::move(socket), burn), net::detached);
     }
 }
@@ -96,6 +94,7 @@ int main(int argc, char** argv)
     const tcp::endpoint at{net::ip::make_address("127.0.0.1"), port};
     acceptor.open(at.protocol());
     acceptor.set_option(tcp::acceptor::reuse_address{true});
+    acceptor.set_option(tcp::no_delay{true}); // Linux copies it to each accepted socket
     acceptor.bind(at);
     acceptor.listen(backlog);
     net::co_spawn(ioc, listen(acceptor, burn), net::detached);

@@ -112,11 +112,7 @@ struct server::impl
           st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
         st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
-        auto ep = listen_endpoint(cfg.server);
-        acceptor.open(ep.protocol());
-        acceptor.set_option(tcp_acceptor::reuse_address{true});
-        acceptor.bind(ep);
-        acceptor.listen(static_cast<int>(cfg.server.backlog));
+        listen_on(acceptor, listen_endpoint(cfg.server), static_cast<int>(cfg.server.backlog));
         if (cfg.log.access) {
             st.access_log = spdlog::get("access");
             if (!st.access_log) {

@@ -613,6 +613,15 @@ void refuse_over_capacity(tcp_socket& socket, const server_state& st)
 
 } // namespace
 
+void listen_on(tcp_acceptor& acceptor, const tcp::endpoint& at, int backlog)
+{
+    acceptor.open(at.protocol());
+    acceptor.set_option(tcp_acceptor::reuse_address{true});
+    acceptor.set_option(tcp::no_delay{true}); // inherited by accepted sockets (see session.hpp)
+    acceptor.bind(at);
+    acceptor.listen(backlog);
+}
+
 task<void> run_listener(tcp_acceptor& acceptor, server_state& st)
 {
     auto ex = co_await net::this_coro::executor;
@@ -653,7 +662,6 @@ task<void> run_listener(tcp_acceptor& acceptor, server_state& st)
             continue;
         }
         beast::error_code ignored; // a socket that is already gone fails here and then in its first read
-        socket.set_option(tcp::no_delay{true}, ignored);
         socket.non_blocking(true, ignored); // responses are sent at once, without waiting (see send)
         ++st.open_connections;
         auto watch = std::make_shared<client_watch>();

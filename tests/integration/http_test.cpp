@@ -2,6 +2,10 @@
 #include "http_client.hpp"
 #include "running_server.hpp"
 
+#include <duet/server/session.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -16,6 +20,31 @@ using duet::test::raw_connection;
 using duet::test::raw_exchange;
 using duet::test::running_server;
 namespace http = boost::beast::http;
+
+// The accept loop sets no socket option per connection: TCP_NODELAY comes from the listener. An accepted
+// socket starts with Nagle's algorithm on unless its listener had it off.
+TEST(Listener, AcceptedConnectionsInheritNoDelayFromTheListener)
+{
+    namespace net = boost::asio;
+    using net::ip::tcp;
+    net::io_context ioc;
+    const tcp::endpoint any_port{net::ip::make_address("127.0.0.1"), 0};
+    auto no_delay_of_accepted = [&](duet::server::tcp_acceptor& acceptor) {
+        tcp::socket client{ioc};
+        client.connect(acceptor.local_endpoint());
+        auto accepted = acceptor.accept();
+        tcp::no_delay option;
+        accepted.get_option(option);
+        return option.value();
+    };
+
+    duet::server::tcp_acceptor plain{ioc.get_executor(), any_port};
+    EXPECT_FALSE(no_delay_of_accepted(plain));
+
+    duet::server::tcp_acceptor listener{ioc.get_executor()};
+    duet::server::listen_on(listener, any_port, 16);
+    EXPECT_TRUE(no_delay_of_accepted(listener));
+}
 
 class Http : public ::testing::Test
 {

@@ -8,6 +8,11 @@ namespace duet::server {
 
 struct server_state;
 
+/// Opens, binds and listens: address reuse, and TCP_NODELAY on the listener, which Linux copies to every
+/// connection it accepts (a response is one write, so Nagle's algorithm could only delay it), so the accept
+/// loop needs no system call per connection for it.
+void listen_on(tcp_acceptor& acceptor, const boost::asio::ip::tcp::endpoint& at, int backlog);
+
 /// The accept loop: one session per accepted connection, until the acceptor is closed by a drain. A session
 /// is one coroutine: wait for a request (idle deadline), read it (header deadline, header and body limits),
 /// handle it, write the response (write deadline), and loop while keep-alive holds.

@@ -9,8 +9,8 @@ namespace duet::server {
 struct server_state;
 
 /// Opens, binds and listens: address reuse, and TCP_NODELAY on the listener, which Linux copies to every
-/// connection it accepts (a response is one write, so Nagle's algorithm could only delay it), so the accept
-/// loop needs no system call per connection for it.
+/// connection it accepts, so the accept loop needs no system call per connection for it. (Nagle's algorithm
+/// would hold a small response back while an earlier one, or a 100 Continue, is still unacknowledged.)
 void listen_on(tcp_acceptor& acceptor, const boost::asio::ip::tcp::endpoint& at, int backlog);
 
 /// The accept loop: one session per accepted connection, until the acceptor is closed by a drain. A session

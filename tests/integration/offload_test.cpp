@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <future>
 #include <set>
 #include <thread>
+#include <utility>
 
 namespace {
 
@@ -43,15 +45,26 @@ TEST(Offload, PoolWorkLeavesTheEventLoopResponsive)
 {
     running_server server;
     int n = calibrate_fib(server.port());
-    auto cpu = std::async(std::launch::async,
-                          [&] { return http_get(server.port(), "/cpu/fib?n=" + std::to_string(n)); });
+    using clock = std::chrono::steady_clock;
+    auto start = clock::now();
+    auto ms_since_start = [&](clock::time_point t) {
+        return std::chrono::duration<double, std::milli>(t - start).count();
+    };
+    auto cpu = std::async(std::launch::async, [&] {
+        auto reply = http_get(server.port(), "/cpu/fib?n=" + std::to_string(n));
+        return std::pair{reply, ms_since_start(clock::now())};
+    });
     std::this_thread::sleep_for(200ms); // the job is running on a worker now
     auto health = http_get(server.port(), "/healthz");
-    auto fib = cpu.get();
+    double health_answered = ms_since_start(clock::now());
+    auto [fib, fib_answered] = cpu.get();
     ASSERT_EQ(health.status, 200U) << health.error;
     ASSERT_EQ(fib.status, 200U) << fib.error;
-    EXPECT_GE(service_ms(fib), 1000.0);
     EXPECT_EQ(fib.json()["report"]["model"], "worker-pool");
+    // The job took 1.5 s when calibrated, but a quieter moment can make the same n faster: what the test
+    // needs is that /healthz was answered while the job still ran, not a particular duration.
+    EXPECT_LT(health_answered, fib_answered) << "(ms since the job was sent) the job took " << service_ms(fib)
+                                             << " ms and ended before /healthz was answered";
     EXPECT_LT(health.elapsed, 100ms) << "/healthz waited while a CPU job ran on the pool";
 }
 

@@ -172,7 +172,7 @@ TEST(Process, SigtermLetsInFlightRequestsFinishThenExitsZero)
         std::async(std::launch::async, [&] { return duet::test::get_concurrently(*port, targets); });
     std::this_thread::sleep_for(300ms); // every request is in flight now
     p.signal(SIGTERM);
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(p.wait_for_output("draining", 5s)) << p.output(); // logged as the listener closes
     auto refused = duet::test::http_get(*port, "/healthz", 2s);
     EXPECT_EQ(refused.status, 0U) << "a new connection during the drain is refused";
 

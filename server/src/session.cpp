@@ -447,10 +447,11 @@ task<close_reason> stream_events(session& s, bool header_written)
     beast::error_code ignored; // a refusal leaves the kernel's default, which the write deadline still bounds
     s.socket.set_option(
         net::socket_base::send_buffer_size{static_cast<int>(st.cfg.stats.stream_send_buffer_bytes)}, ignored);
-    std::uint64_t seen = 0;
-    // The first event at once, so that a subscriber need not wait a whole interval for data.
+    // The first event at once, so that a subscriber need not wait a whole interval for data; then only the
+    // feed's messages published after it (the feed's latest may be from long ago, and older than this one).
+    std::uint64_t seen = st.feed.sequence();
     event_feed::message msg =
-        header_written ? std::make_shared<const std::string>(stats_event(st)) : event_feed::message{};
+        header_written ? std::make_shared<const std::string>(stats_event(st, true)) : event_feed::message{};
     close_reason reason = header_written ? close_reason::drain : close_reason::error;
     while (msg) {
         if (auto ec = co_await send(s, net::buffer(*msg))) {

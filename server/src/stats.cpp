@@ -322,10 +322,16 @@ nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now
     };
 }
 
-std::string stats_event(server_state& st)
+std::string stats_event(server_state& st, bool first)
 {
     // Each event's id is its sequence number; data is one line of JSON, as SSE requires for one data field.
+    // A subscriber's first event also sets how long a client that loses the stream waits to reconnect: one
+    // interval, the time its next event would have taken.
     auto data = json_text(stats_json(st, steady_clock::now()));
+    if (first) {
+        return fmt::format("retry: {}\nevent: stats\nid: {}\ndata: {}\n\n", st.cfg.stats.stream_interval_ms,
+                           ++st.stats.events_sent, data);
+    }
     return fmt::format("event: stats\nid: {}\ndata: {}\n\n", ++st.stats.events_sent, data);
 }
 

@@ -216,6 +216,68 @@ TEST(Metrics, PromtoolAcceptsTheExposition)
     std::filesystem::remove(out);
 }
 
+// An event of /stats/stream: its id and snapshot, and the retry it set (0: none).
+struct stats_event
+{
+    long id = 0;
+    long retry_ms = 0;
+    json snapshot;
+};
+
+stats_event parse_event(const std::string& text)
+{
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(
+        text, m, std::regex{R"(^(retry: (\d+)\n)?event: stats\nid: (\d+)\ndata: (\{.*\})$)"}))
+        << text;
+    if (m.empty()) {
+        return {};
+    }
+    return {.id = std::stol(m[3]),
+            .retry_ms = m[2].matched ? std::stol(m[2]) : 0,
+            .snapshot = json::parse(m[4].str())};
+}
+
+// Reads n events and checks that ids and snapshot times only go forward, from the first (which sets the
+// retry).
+void expect_forward(duet::test::event_stream& es, int n, const char* who)
+{
+    long last_id = 0;
+    std::string last_time;
+    double last_uptime = -1;
+    for (int i = 0; i < n; ++i) {
+        auto text = es.next(5s);
+        ASSERT_TRUE(text) << who << ": event " << i;
+        const auto ev = parse_event(*text);
+        EXPECT_EQ(ev.retry_ms, i == 0 ? 100 : 0) << who << ": the first event, and only it, sets the retry";
+        EXPECT_GT(ev.id, last_id) << who << ": event " << i;
+        EXPECT_GT(ev.snapshot["uptime_s"].get<double>(), last_uptime) << who << ": event " << i;
+        EXPECT_GE(ev.snapshot["time"].get<std::string>(), last_time) << who << ": event " << i;
+        last_id = ev.id;
+        last_uptime = ev.snapshot["uptime_s"].get<double>();
+        last_time = ev.snapshot["time"].get<std::string>();
+    }
+}
+
+// Every subscriber, not only a fresh server's first, sees its events in order: the feed's latest snapshot,
+// taken before it joined, must never follow the fresh one it starts with.
+TEST(StatsStream, SubscribersWhoJoinLaterSeeIdsAndTimesOnlyGoForward)
+{
+    auto cfg = duet::test::test_config();
+    cfg.stats.stream_interval_ms = 100;
+    running_server server{cfg};
+    {
+        duet::test::event_stream first{server.port(), "/stats/stream"};
+        expect_forward(first, 3, "the first subscriber");
+    }
+    std::this_thread::sleep_for(500ms); // the feed keeps its latest snapshot from before
+    duet::test::event_stream second{server.port(), "/stats/stream"};
+    expect_forward(second, 4, "the second subscriber");
+    std::this_thread::sleep_for(300ms);
+    duet::test::event_stream third{server.port(), "/stats/stream"}; // joins while the second still listens
+    expect_forward(third, 4, "the third subscriber");
+}
+
 TEST(StatsStream, SubscriberReceivesSnapshotsInOrder)
 {
     auto cfg = duet::test::test_config();
@@ -229,11 +291,9 @@ TEST(StatsStream, SubscriberReceivesSnapshotsInOrder)
     for (int i = 0; i < 4; ++i) {
         auto ev = es.next(5s);
         ASSERT_TRUE(ev) << "event " << i;
-        std::smatch m;
-        ASSERT_TRUE(std::regex_search(*ev, m, std::regex{R"(^event: stats\nid: (\d+)\ndata: (\{.*\})$)"}))
-            << *ev;
-        long id = std::stol(m[1]);
-        auto snapshot = json::parse(m[2].str());
+        const auto parsed = parse_event(*ev);
+        long id = parsed.id;
+        const auto& snapshot = parsed.snapshot;
         EXPECT_GT(id, last_id);
         EXPECT_GT(snapshot["uptime_s"].get<double>(), last_uptime);
         EXPECT_EQ(snapshot["stream"]["subscribers"], 1);

@@ -21,6 +21,10 @@ public:
     /// Waits until a message newer than `seen` exists and returns it, updating `seen`; null once closed.
     task<message> next(std::uint64_t& seen);
 
+    /// The latest message's number (0 before the first): a subscriber that starts with a fresh message of its
+    /// own passes this to next() as `seen`, so that the latest, older than its own, is not sent after it.
+    std::uint64_t sequence() const noexcept { return sequence_; }
+
     /// Makes data the latest message and wakes every waiting subscriber.
     void publish(std::string data);
 

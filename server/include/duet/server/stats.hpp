@@ -102,8 +102,9 @@ struct server_stats
 /// millisecond, fine once per request to /stats or once per stream interval, never per request elsewhere.
 nlohmann::ordered_json stats_json(server_state& st, std::chrono::steady_clock::time_point now);
 
-/// One server-sent event carrying a /stats snapshot: "event: stats\nid: N\ndata: {…}\n\n".
-std::string stats_event(server_state& st);
+/// One server-sent event carrying a /stats snapshot: "event: stats\nid: N\ndata: {…}\n\n", N one more than
+/// the last event's. A subscriber's first event begins with "retry: <stats.stream_interval_ms>\n".
+std::string stats_event(server_state& st, bool first = false);
 
 /// The GET /metrics document: Prometheus text exposition format 0.0.4.
 std::string metrics_text(server_state& st);

@@ -1,3 +1,5 @@
+// A response's bytes: the head formatted into a reused buffer, the body sent from where it is.
+#include <duet/server/http_date.hpp>
 #include <duet/server/report.hpp>
 #include <duet/server/text.hpp>
 #include <duet/server/wire.hpp>
@@ -63,11 +65,12 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
         append_int(head, *res.retry_after_s);
         head.append("\r\n"sv);
     }
-    if (res.version >= 11 && !res.keep_alive) {
-        head.append("Connection: close\r\n"sv);
-    } else if (res.version == 10 && res.keep_alive) {
+    if (!res.keep_alive) {
+        head.append("Connection: close\r\n"sv); // on 1.0 too, where it is the default: said, as nginx does
+    } else if (res.version == 10) {
         head.append("Connection: keep-alive\r\n"sv);
     }
+    head.append(date_field_now());
     head.append(server_field);
     head.append("\r\n"sv);
     if (res.head_only) {

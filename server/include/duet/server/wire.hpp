@@ -11,9 +11,9 @@ namespace duet::server {
 
 /// A response as the bytes to send: its status line and header fields formatted into `head` (a buffer the
 /// connection reuses, so that its capacity is allocated once), then the body as it is: one gather write, no
-/// copy of the body. Every response carries Server; Content-Length unless it is an event stream; Connection
-/// when it differs from the version's default (close on 1.1, keep-alive on 1.0). Both buffers refer to `head`
-/// and `res`, which must outlive the write; for a HEAD the second is empty.
+/// copy of the body. Every response carries Date and Server; Content-Length unless it is an event stream;
+/// Connection: close when the connection ends after it, keep-alive when an HTTP/1.0 one persists. Both
+/// buffers refer to `head` and `res`, which must outlive the write; for a HEAD the second is empty.
 std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::string& head);
 
 } // namespace duet::server

@@ -30,7 +30,7 @@ void request_path(benchmark::State& state, const std::string& target)
     net::io_context ioc{1};
     st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
     st.io_thread = duet::thread_ident::current();
-    const std::string bytes =
+    std::string bytes = // not const: the parser may rewrite a version in place (none here)
         "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
     std::string head;
     request req; // reused, as a connection reuses it

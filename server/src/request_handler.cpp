@@ -74,6 +74,14 @@ response respond(server_state& st, const request& req, const endpoint& ep, const
 std::variant<response, handler_call> route_request(server_state& st, const request& req,
                                                    steady_clock::time_point received, request_tally& tally)
 {
+    if (req.method == http::verb::options && req.target == "*") {
+        // OPTIONS * asks about the server as a whole (RFC 9110 9.3.7): the methods its endpoints take.
+        tally.endpoint = st.stats.other();
+        st.stats.request_started(tally.endpoint);
+        response res{http::status::ok, req.version};
+        res.allow = "GET, HEAD";
+        return finish(st, req, std::move(res));
+    }
     auto match = st.routes.route(req.method, req.target);
     // A refused request still counts for the endpoint it was addressed to, when there is one.
     const endpoint* addressed = match ? match->ep : st.routes.find(req.target);

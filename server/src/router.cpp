@@ -1,6 +1,7 @@
 #include <duet/server/router.hpp>
 
 #include <algorithm>
+#include <optional>
 
 namespace duet::server {
 
@@ -25,6 +26,28 @@ std::string_view origin_form(std::string_view target) noexcept
     return target;
 }
 
+// The forms of a request target (RFC 9112 3.2) besides the origin and absolute forms every method may use:
+// the authority form ("host:port") is CONNECT's, the asterisk form ("*") OPTIONS's (answered before routing).
+std::optional<http_error> unroutable(http::verb method, std::string_view target)
+{
+    if (method == http::verb::connect) {
+        return http_error{.status = http::status::not_implemented,
+                          .code = "not_implemented",
+                          .message = "CONNECT asks a proxy for a tunnel; this is an origin server"};
+    }
+    if (target == "*") {
+        return http_error{.status = http::status::bad_request,
+                          .code = "bad_target",
+                          .message = "the asterisk target (*) is for OPTIONS only"};
+    }
+    if (target.empty() || (target.front() != '/' && origin_form(target).size() == target.size())) {
+        return http_error{.status = http::status::bad_request,
+                          .code = "bad_target",
+                          .message = "the target must be a path (/...) or an absolute URL (http://host/...)"};
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 router::router(std::vector<endpoint> endpoints) : endpoints_{std::move(endpoints)} {}
@@ -47,6 +70,9 @@ const endpoint* router::find(std::string_view target) const noexcept
 boost::system::result<router::match, http_error> router::route(http::verb method,
                                                                std::string_view target) const
 {
+    if (auto refused = unroutable(method, target)) {
+        return *std::move(refused);
+    }
     const auto origin = origin_form(target);
     auto qmark = origin.find('?');
     std::string_view query = qmark == std::string_view::npos ? std::string_view{} : origin.substr(qmark + 1);

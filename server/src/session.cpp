@@ -93,7 +93,7 @@ struct client_watch
 
     /// The read got bytes that nobody has taken yet.
     bool has_bytes() const noexcept { return got > 0; }
-    net::const_buffer data() const noexcept { return net::buffer(bytes, got); }
+    net::mutable_buffer data() noexcept { return net::buffer(bytes.data(), got); }
 
     /// Drops the first n bytes; the watch is off once none are left.
     void consume(std::size_t n) noexcept
@@ -224,45 +224,6 @@ struct session
     std::string peer; ///< for the access log
 };
 
-http_error refusal(http::status status, const char* code, std::string message, std::int64_t limit)
-{
-    return http_error{status, code, std::move(message), {}, limit, {}, {}};
-}
-
-// A request that failed to parse, as the refusal to answer it with before closing (the stream cannot be
-// resynced).
-http_error refusal_for(const beast::error_code& ec, const request_parser& parser,
-                       const duet::server_config& sc)
-{
-    if (parser.violated() == request_parser::violation::target_too_long) {
-        return refusal(http::status::uri_too_long, "target_too_long",
-                       "the request target exceeds the limit (config key server.max_target_bytes)",
-                       sc.max_target_bytes);
-    }
-    if (parser.violated() == request_parser::violation::too_many_fields) {
-        return refusal(http::status::request_header_fields_too_large, "too_many_headers",
-                       "the request has more header fields than allowed (config key server.max_header_count)",
-                       sc.max_header_count);
-    }
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-        return refusal(http::status::request_header_fields_too_large, "header_too_large",
-                       "the request line and headers exceed the limit (config key server.max_header_bytes)",
-                       sc.max_header_bytes);
-    }
-    if (ec == http::error::body_limit) {
-        return refusal(http::status::payload_too_large, "body_too_large",
-                       "the request body exceeds the limit (config key server.max_body_bytes)",
-                       sc.max_body_bytes);
-    }
-    return http_error{http::status::bad_request,
-                      "bad_request",
-                      "malformed HTTP request: " + ec.message(),
-                      {},
-                      std::nullopt,
-                      {},
-                      {}};
-}
-
 // Why a socket operation failed, as a close reason: the expected ends of a connection, told apart for /stats.
 close_reason reason_for(const beast::error_code& ec, close_reason on_timeout, const session& s)
 {
@@ -336,11 +297,12 @@ task<read_end> read_request(session& s)
                 s.buffer.consume(used);
                 left = s.buffer.size();
             }
-            if (parser.is_done()) {
-                co_return std::monostate{};
-            }
+            // An error first: Beast marks a request without a body done before the header's checks have run.
             if (ec && ec != http::error::need_more) {
                 co_return refusal_for(ec, parser, sc);
+            }
+            if (parser.is_done()) {
+                co_return std::monostate{};
             }
             if (in_header) {
                 // Beast bounds the header bytes it has not consumed yet; the bound is on the whole header.
@@ -373,7 +335,7 @@ task<read_end> read_request(session& s)
             w.move_into(s.buffer);
             continue;
         }
-        const bool waiting = s.buffer.size() == 0 && !parser.got_some();
+        const bool waiting = s.buffer.size() == 0 && !parser.started();
         if (waiting && s.st.draining) {
             co_return close_reason::drain;
         }

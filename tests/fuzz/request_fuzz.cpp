@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace {
 
@@ -38,9 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     duet::server::request_parser parser{req, config().server};
     parser.eager(true);
 
-    // Feed the bytes as a socket would deliver them, then the end of the stream.
+    // Feed the bytes as a socket would deliver them, then the end of the stream. A copy: the parser may
+    // rewrite the version's minor digit in place, and libFuzzer's input is read-only.
+    std::vector<char> bytes(data, data + size);
     boost::beast::error_code ec;
-    auto input = boost::asio::const_buffer(data, size);
+    auto input = boost::asio::buffer(bytes);
     while (input.size() > 0 && !ec && !parser.is_done()) {
         auto used = parser.put(input, ec);
         if (ec == http::error::need_more) {
@@ -52,8 +55,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         input += used;
     }
-    if (!ec && !parser.is_done()) {
+    if (!ec && !parser.is_done() && parser.got_some()) { // Beast asserts that some input came before the end
         parser.put_eof(ec);
+    }
+    if (ec) {
+        // The refusal the session would answer with: every broken rule must map to one that serialises.
+        volatile auto n = duet::server::refusal_for(ec, parser, config().server).body().size();
+        (void)n;
+        return 0;
     }
     if (!parser.is_header_done()) {
         return 0;

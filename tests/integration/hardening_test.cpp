@@ -17,9 +17,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iomanip>
+#include <iterator>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -56,45 +62,50 @@ TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
     const std::vector<malformed> cases = {
         {"bad request line", "GARBAGE\r\n\r\n", "400", "bad_request"},
         {"HTTP/0.9", "GET /\r\n\r\n", "400", "bad_request"},
-        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "400", "bad_request"},
-        {"bad version", "GET /healthz HTTP/1.7\r\nHost: x\r\n\r\n", "400", "bad_request"},
-        {"header without colon", "GET /healthz HTTP/1.1\r\nNoColon\r\n\r\n", "400", "bad_request"},
-        {"oversized header", "GET /healthz HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", "431",
-         "header_too_large"},
-        {"oversized target", "GET /healthz?" + std::string(5000, 'a') + " HTTP/1.1\r\n\r\n", "414",
+        {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505", "version_not_supported"},
+        {"bad version", "GET /healthz HTTP/1.x\r\nHost: x\r\n\r\n", "400", "bad_request"},
+        {"header without colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", "400", "bad_request"},
+        {"oversized header", "GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + std::string(9000, 'a') + "\r\n\r\n",
+         "431", "header_too_large"},
+        {"oversized target", "GET /healthz?" + std::string(5000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414",
          "target_too_long"},
         {"too many headers",
          [] {
-             std::string r = "GET /healthz HTTP/1.1\r\n";
+             std::string r = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
              for (int i = 0; i < 70; ++i) {
                  r += "X-" + std::to_string(i) + ": v\r\n";
              }
              return r + "\r\n";
          }(),
          "431", "too_many_headers"},
-        {"invalid Content-Length", "GET /healthz HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "400",
+        {"invalid Content-Length", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "400",
          "bad_request"},
         {"conflicting Content-Length",
-         "GET /healthz HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400",
+         "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400",
          "bad_request"},
         {"Content-Length with chunked",
-         "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "400",
+         "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "400",
          "bad_request"},
-        {"bad chunk", "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
+        {"bad chunk", "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
          "bad_request"},
-        {"NUL in a header", "GET /healthz HTTP/1.1\r\nX: a\0b\r\n\r\n"s, "400", "bad_request"},
-        {"control byte in the target", "GET /heal\x01thz HTTP/1.1\r\n\r\n", "400", "bad_request"},
-        {"invalid percent-encoding", "GET /io/sleep?ms=%zz HTTP/1.1\r\nConnection: close\r\n\r\n", "400",
-         "bad_query"},
-        {"duplicated parameter", "GET /io/sleep?ms=1&ms=2 HTTP/1.1\r\nConnection: close\r\n\r\n", "400",
-         "duplicate_param"},
-        {"missing parameter", "GET /io/sleep HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "missing_param"},
-        {"overflowing number", "GET /io/sleep?ms=99999999999999999999 HTTP/1.1\r\nConnection: close\r\n\r\n",
-         "400", "out_of_range"},
-        {"minus zero", "GET /cpu/fib?n=-0 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "out_of_range"},
-        {"exponent", "GET /cpu/fib?n=1e3 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "invalid_param"},
-        {"hex", "GET /cpu/fib?n=0x10 HTTP/1.1\r\nConnection: close\r\n\r\n", "400", "invalid_param"},
-        {"unknown method", "BREW /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "405",
+        {"NUL in a header", "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"s, "400", "bad_request"},
+        {"control byte in the target", "GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n", "400", "bad_request"},
+        {"invalid percent-encoding", "GET /io/sleep?ms=%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+         "400", "bad_query"},
+        {"duplicated parameter", "GET /io/sleep?ms=1&ms=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+         "400", "duplicate_param"},
+        {"missing parameter", "GET /io/sleep HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
+         "missing_param"},
+        {"overflowing number",
+         "GET /io/sleep?ms=99999999999999999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
+         "out_of_range"},
+        {"minus zero", "GET /cpu/fib?n=-0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
+         "out_of_range"},
+        {"exponent", "GET /cpu/fib?n=1e3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
+         "invalid_param"},
+        {"hex", "GET /cpu/fib?n=0x10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "400",
+         "invalid_param"},
+        {"unknown method", "BREW /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "405",
          "method_not_allowed"},
     };
     // Requests the server can answer and keep the connection for say Connection: close, so that each exchange
@@ -109,9 +120,182 @@ TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
         ASSERT_EQ(http_get(server.port(), "/healthz").status, 200U) << "after " << c.name;
     }
     // An absolute-form target is legal (RFC 9112 3.2.2) and routes like the origin form.
-    auto absolute =
-        raw_exchange(server.port(), "GET http://127.0.0.1/healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    auto absolute = raw_exchange(
+        server.port(), "GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(status_line(absolute.bytes), "HTTP/1.1 200 OK");
+}
+
+// How many responses a reply holds: each begins with a status line.
+std::size_t responses_in(const std::string& bytes)
+{
+    static const std::regex status_line_re{"HTTP/1\\.[01] [1-5][0-9][0-9] "};
+    return static_cast<std::size_t>(std::distance(
+        std::sregex_iterator(bytes.begin(), bytes.end(), status_line_re), std::sregex_iterator()));
+}
+
+// A request that two readers could frame differently is refused and its connection closed: the bytes behind
+// it, which a proxy in front may have framed as its body, are never read as a request (RFC 9112 6.1, 6.3).
+TEST(Hardening, RequestsThatCouldBeSmuggledAreRefusedAndNothingBehindThemIsServed)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.linger_timeout_ms = 100;
+    running_server server{cfg};
+    // Each would be answered if it were read as a request: /readyz's body says "ready".
+    const std::string behind = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::vector<malformed> cases = {
+        {"a coding the server does not know",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n", "400", "bad_framing"},
+        {"chunked, then not last",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", "400",
+         "bad_framing"},
+        {"chunked twice", "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+         "400", "bad_framing"},
+        {"an empty coding list", "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,\r\n\r\n", "400",
+         "bad_framing"},
+        {"a length after an unknown coding",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\nContent-Length: " +
+             std::to_string(behind.size()) + "\r\n\r\n",
+         "400", "bad_framing"},
+        {"chunked on HTTP/1.0", "POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         "400", "bad_framing"},
+        {"chunked on HTTP/1.0 with a length",
+         "POST /healthz HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400",
+         "bad_request"}, // Beast refuses the pair itself when the length comes first
+        {"a coding under chunked",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501",
+         "unsupported_transfer_coding"},
+        {"a coding under chunked, in two fields",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n0\r\n\r\n",
+         "501", "unsupported_transfer_coding"},
+    };
+    for (const auto& c : cases) {
+        const auto reply = raw_exchange(server.port(), c.bytes + behind, 5s);
+        EXPECT_TRUE(reply.closed) << c.name;
+        EXPECT_EQ(status_line(reply.bytes).substr(9, 3), c.status)
+            << c.name << ": " << status_line(reply.bytes);
+        EXPECT_NE(reply.bytes.find(std::string{"\"code\":\""} + c.code + "\""), std::string::npos)
+            << c.name << ": " << reply.bytes.substr(0, 300);
+        EXPECT_EQ(responses_in(reply.bytes), 1U) << c.name << ": " << reply.bytes;
+        EXPECT_EQ(reply.bytes.find("ready"), std::string::npos)
+            << c.name << ": the request behind was served";
+    }
+    // The one framing that is read: chunked alone, and the request behind it is the next one.
+    const auto chunked = raw_exchange(
+        server.port(),
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"s);
+    EXPECT_EQ(responses_in(chunked.bytes), 2U) << chunked.bytes;
+    EXPECT_NE(chunked.bytes.find("405 Method Not Allowed"), std::string::npos) << chunked.bytes; // POST
+    EXPECT_NE(chunked.bytes.find("{\"status\":\"ready\"}"), std::string::npos) << chunked.bytes;
+}
+
+// RFC 9112 3.2: exactly one valid Host on HTTP/1.1; none is fine on 1.0, but two or a bad one are not.
+TEST(Hardening, HostIsRequiredOnceAndValid)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.linger_timeout_ms = 100;
+    running_server server{cfg};
+    const std::string behind = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::vector<malformed> refused = {
+        {"no Host", "GET /healthz HTTP/1.1\r\n\r\n", "400", "missing_host"},
+        {"two Hosts", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", "400", "duplicate_host"},
+        {"two Hosts on 1.0", "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "400", "duplicate_host"},
+        {"a space in Host", "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", "400", "bad_host"},
+        {"a path in Host", "GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n", "400", "bad_host"},
+        {"a bad port", "GET /healthz HTTP/1.1\r\nHost: a:8o\r\n\r\n", "400", "bad_host"},
+        {"user info", "GET /healthz HTTP/1.1\r\nHost: u@a\r\n\r\n", "400", "bad_host"},
+        {"an open bracket", "GET /healthz HTTP/1.1\r\nHost: [::1\r\n\r\n", "400", "bad_host"},
+    };
+    for (const auto& c : refused) {
+        const auto reply = raw_exchange(server.port(), c.bytes + behind, 5s);
+        EXPECT_TRUE(reply.closed) << c.name;
+        EXPECT_EQ(status_line(reply.bytes).substr(9, 3), c.status)
+            << c.name << ": " << status_line(reply.bytes);
+        EXPECT_NE(reply.bytes.find(std::string{"\"code\":\""} + c.code + "\""), std::string::npos)
+            << c.name << ": " << reply.bytes.substr(0, 300);
+        EXPECT_EQ(responses_in(reply.bytes), 1U) << c.name << ": " << reply.bytes;
+    }
+    for (const char* host : {"localhost", "127.0.0.1:8080", "[::1]:8080", "[::1]", "xn--bcher-kva.example",
+                             "", "a%41b", "host:"}) {
+        const auto reply = raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: "s + host +
+                                                           "\r\nConnection: close\r\n\r\n");
+        EXPECT_EQ(status_line(reply.bytes), "HTTP/1.1 200 OK") << "Host: " << host;
+    }
+    const auto old = raw_exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(status_line(old.bytes), "HTTP/1.0 200 OK");
+}
+
+// The rest of RFC 9112's request-line rules: what is served, and what is refused with which status.
+TEST(Hardening, RequestLinesAreReadAsTheRfcAsks)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.linger_timeout_ms = 100;
+    running_server server{cfg};
+    // Empty lines before a request line are skipped (2.2), on a fresh connection and between two requests.
+    const auto blank =
+        raw_exchange(server.port(), "\r\n\r\n\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\r\n"
+                                    "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(responses_in(blank.bytes), 2U) << blank.bytes;
+    EXPECT_NE(blank.bytes.find("{\"status\":\"ready\"}"), std::string::npos) << blank.bytes;
+    // A later HTTP/1.x is served as 1.1 (RFC 9110 2.5); another major version is not spoken here.
+    const auto later =
+        raw_exchange(server.port(), "GET /healthz HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_line(later.bytes), "HTTP/1.1 200 OK") << later.bytes;
+    const auto two = raw_exchange(server.port(), "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(status_line(two.bytes), "HTTP/1.1 505 HTTP Version Not Supported");
+    EXPECT_TRUE(two.closed);
+    // OPTIONS * asks about the server: the methods its endpoints take.
+    const auto options =
+        raw_exchange(server.port(), "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_line(options.bytes), "HTTP/1.1 200 OK") << options.bytes;
+    EXPECT_NE(options.bytes.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos) << options.bytes;
+    EXPECT_NE(options.bytes.find("\r\nContent-Length: 0\r\n"), std::string::npos) << options.bytes;
+    // The asterisk for any other method, and the authority form for any method but CONNECT, are no target.
+    for (const char* line :
+         {"GET * HTTP/1.1", "HEAD * HTTP/1.1", "GET 127.0.0.1:80 HTTP/1.1", "GET healthz HTTP/1.1"}) {
+        const auto reply = raw_exchange(server.port(), line + "\r\nHost: x\r\nConnection: close\r\n\r\n"s);
+        EXPECT_EQ(status_line(reply.bytes).substr(9, 3), "400") << line;
+        if (std::string_view{line}.substr(0, 4) != "HEAD") {
+            EXPECT_NE(reply.bytes.find("\"code\":\"bad_target\""), std::string::npos)
+                << line << ": " << reply.bytes;
+        }
+    }
+    // CONNECT is a proxy's method.
+    const auto connect = raw_exchange(
+        server.port(),
+        "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_line(connect.bytes), "HTTP/1.1 501 Not Implemented") << connect.bytes;
+    EXPECT_NE(connect.bytes.find("\"code\":\"not_implemented\""), std::string::npos);
+    // HTTP/1.0 without keep-alive says that it closes, as docs/API.md promises.
+    const auto old = raw_exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n");
+    EXPECT_NE(old.bytes.find("\r\nConnection: close\r\n"), std::string::npos) << old.bytes;
+    EXPECT_TRUE(old.closed);
+    ASSERT_EQ(http_get(server.port(), "/healthz").status, 200U);
+}
+
+// RFC 9110 6.6.1: an origin server with a clock sends Date on its 2xx, 3xx and 4xx responses (and duet on
+// all).
+TEST(Hardening, EveryResponseCarriesTheDate)
+{
+    running_server server;
+    const auto before = std::chrono::system_clock::now();
+    for (const char* target :
+         {"/healthz", "/io/sleep?ms=1", "/nope", "/io/sleep?ms=-1", "/cpu/fib?n=10", "/metrics", "/"}) {
+        const auto reply = http_get(server.port(), target);
+        ASSERT_NE(reply.status, 0U) << target << ": " << reply.error;
+        const auto date = reply.header("date");
+        std::tm tm{};
+        std::istringstream in{date};
+        in >> std::get_time(&tm, "%a, %d %b %Y %H:%M:%S GMT");
+        ASSERT_FALSE(in.fail()) << target << ": Date: " << date;
+        EXPECT_EQ(date.size(), 29U) << date; // IMF-fixdate, two-digit day
+        const auto sent = std::chrono::system_clock::from_time_t(timegm(&tm));
+        EXPECT_GE(sent, std::chrono::floor<std::chrono::seconds>(before) - 1s) << date;
+        EXPECT_LE(sent, std::chrono::system_clock::now() + 1s) << date;
+    }
+    const auto refused = raw_exchange(server.port(), "GET /healthz HTTP/1.1\r\n\r\n"); // 400 before routing
+    EXPECT_NE(refused.bytes.find("\r\nDate: "), std::string::npos) << refused.bytes;
 }
 
 TEST(Hardening, ExpectContinueGetsTheGoAheadThenTheAnswer)

@@ -140,7 +140,7 @@ TEST_F(Http, SmallBodyOnGetIsReadAndIgnored)
 TEST_F(Http, MalformedRequestsAre400ThenClose)
 {
     for (const char* bad :
-         {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9.9\r\n\r\n", "GET /healthz HTTP/1.1\r\nNoColon\r\n\r\n",
+         {"GARBAGE\r\n\r\n", "GET /healthz HTTP/9\r\n\r\n", "GET /healthz HTTP/1.1\r\nNoColon\r\n\r\n",
           "GET /healthz HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
         auto reply = raw_exchange(server_.port(), bad);
         EXPECT_EQ(reply.bytes.rfind("HTTP/1.1 400", 0), 0U) << bad << " -> " << reply.bytes.substr(0, 60);

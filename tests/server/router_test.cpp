@@ -48,7 +48,7 @@ TEST(Router, AbsoluteFormTargetsRouteLikeOriginForm)
 TEST(Router, UnknownPathIs404)
 {
     auto r = make_router();
-    for (const char* target : {"/nope", "/io/sleep/", "/IO/SLEEP?ms=1", "", "*"}) {
+    for (const char* target : {"/nope", "/io/sleep/", "/IO/SLEEP?ms=1", "//healthz"}) {
         auto m = r.route(http::verb::get, target);
         ASSERT_FALSE(m) << target;
         EXPECT_EQ(m.error().status, http::status::not_found) << target;
@@ -64,6 +64,32 @@ TEST(Router, OtherMethodsAre405WithAllow)
         ASSERT_FALSE(m);
         EXPECT_EQ(m.error().status, http::status::method_not_allowed);
         EXPECT_EQ(m.error().allow, "GET, HEAD");
+    }
+}
+
+// RFC 9112 3.2: the asterisk form is OPTIONS's (answered before routing) and the authority form CONNECT's; no
+// other target names a resource here.
+TEST(Router, TargetsInNoFormAServerTakesAre400)
+{
+    auto r = make_router();
+    for (const char* target : {"", "*", "healthz", "127.0.0.1:8080", "example.org:80/healthz", "?ms=1"}) {
+        for (auto verb : {http::verb::get, http::verb::head, http::verb::options}) {
+            auto m = r.route(verb, target);
+            ASSERT_FALSE(m) << target;
+            EXPECT_EQ(m.error().status, http::status::bad_request) << target;
+            EXPECT_EQ(m.error().code, "bad_target") << target;
+        }
+    }
+}
+
+TEST(Router, ConnectIs501WhateverTheTarget)
+{
+    auto r = make_router();
+    for (const char* target : {"example.org:443", "/healthz", "*"}) {
+        auto m = r.route(http::verb::connect, target);
+        ASSERT_FALSE(m) << target;
+        EXPECT_EQ(m.error().status, http::status::not_implemented) << target;
+        EXPECT_EQ(m.error().code, "not_implemented");
     }
 }
 

@@ -14,12 +14,12 @@ namespace duet::server {
 struct http_error
 {
     boost::beast::http::status status = boost::beast::http::status::bad_request;
-    std::string code;                          ///< stable, machine-readable: "out_of_range", "not_found", …
-    std::string message;                       ///< one sentence for a person
-    std::string param;                         ///< the query parameter at fault, if any
-    std::optional<std::int64_t> limit;         ///< the bound it broke, if any
-    std::string allow;                         ///< for 405: the Allow header's value
-    std::optional<std::int64_t> retry_after_s; ///< for 503: the Retry-After header's value
+    std::string code{};                  ///< stable, machine-readable: "out_of_range", "not_found", …
+    std::string message{};               ///< one sentence for a person
+    std::string param{};                 ///< the query parameter at fault, if any
+    std::optional<std::int64_t> limit{}; ///< the bound it broke, if any
+    std::string allow{};                 ///< for 405: the Allow header's value
+    std::optional<std::int64_t> retry_after_s{}; ///< for 503: the Retry-After header's value
 
     /// The JSON body, serialised.
     std::string body() const;

@@ -1,8 +1,12 @@
 #pragma once
+// The server's HTTP/1.1 request parser: Beast's grammar and limits, the few fields duet reads, and the
+// framing and Host checks that Beast leaves to the application.
 
 #include <duet/config.hpp>
+#include <duet/server/http_error.hpp>
 #include <duet/server/http_types.hpp>
 
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 
 #include <cstdint>
@@ -12,22 +16,41 @@ namespace duet::server {
 /// Beast's HTTP/1.1 request parser, keeping only what duet reads. It is Beast's basic_parser (the grammar,
 /// the header and body limits, chunked bodies), but instead of storing every header field in a fields
 /// container (an allocation per field) it writes the few duet uses into a request the connection reuses, and
-/// enforces the bounds Beast has no setting for (target length, field count) as it goes. One per request;
-/// feed it with put() (synchronously: the session does the reading).
+/// enforces what Beast has no setting for as it goes: the target length and field count, a Host field as RFC
+/// 9112 §3.2 requires, and a body framing that every reader of the bytes agrees on (§6.1, §6.3: anything else
+/// is how a request is smuggled past a proxy). One per request; feed it with put() (synchronously: the
+/// session does the reading).
 class request_parser : public boost::beast::http::basic_parser<true>
 {
 public:
-    /// A bound the parser enforces besides Beast's own (whose errors put() reports as they are).
+    /// A rule the parser enforces besides Beast's own grammar (whose errors put() reports as they are).
     enum class violation : std::uint8_t {
         none,
-        target_too_long, ///< over server.max_target_bytes
-        too_many_fields, ///< over server.max_header_count
+        target_too_long,    ///< over server.max_target_bytes
+        too_many_fields,    ///< over server.max_header_count
+        missing_host,       ///< an HTTP/1.1 request without Host
+        duplicate_host,     ///< more than one Host field
+        bad_host,           ///< a Host that is not host[:port]
+        coding_not_chunked, ///< Transfer-Encoding whose final coding is not chunked: no way to frame the body
+        coding_with_length, ///< Transfer-Encoding and Content-Length both
+        coding_on_http10,   ///< Transfer-Encoding on HTTP/1.0, which has none
+        unsupported_coding, ///< a transfer coding besides chunked (gzip, …): 501
+        unsupported_version, ///< an HTTP major version other than 1: 505
     };
 
     /// Clears `req` (keeping its strings' capacity) and parses into it, within the limits of `sc`.
     request_parser(request& req, const duet::server_config& sc);
 
-    /// Why put() failed with bad_target or bad_field, when it was a bound of ours rather than the grammar.
+    /// basic_parser::put, with two allowances of RFC 9112 §2.2 for what precedes the header: empty lines
+    /// before the request line are skipped (and returned as used), and HTTP/1.2 to 1.9 is read as HTTP/1.1.
+    /// The latter rewrites the minor digit in the buffer, which is why it is mutable.
+    std::size_t put(boost::asio::mutable_buffer buffer, boost::beast::error_code& ec);
+
+    /// Whether any byte of this request has arrived, empty lines before it included: the header deadline
+    /// runs.
+    bool started() const noexcept { return got_some() || skipped_blank_; }
+
+    /// Why put() failed, when it was a rule of ours rather than Beast's grammar.
     violation violated() const noexcept { return violated_; }
 
 private:
@@ -48,12 +71,32 @@ private:
                                    boost::beast::error_code& ec) override;
     void on_finish_impl(boost::beast::error_code& ec) override;
 
+    void on_transfer_encoding(boost::beast::string_view value);
+
     request& req_;
     std::size_t max_target_;
     std::size_t max_fields_;
     std::size_t fields_ = 0;
     bool id_seen_ = false;
+    bool skipped_blank_ = false;
+    std::uint8_t hosts_ = 0; ///< Host fields seen (counting stops at 2)
+    bool host_valid_ = true;
+    bool length_seen_ = false; ///< Content-Length
+    // Transfer-Encoding, every field's codings in order: how many, and where chunked is among them.
+    std::uint8_t codings_ = 0; ///< counting stops at 2
+    bool te_seen_ = false;
+    bool chunked_last_ = false;
+    bool chunked_before_last_ = false;
     violation violated_ = violation::none;
 };
+
+/// The refusal to answer a request that put() failed on, before the connection closes (the stream cannot be
+/// resynchronised): 400, 413, 414, 431, 501 or 505, naming the rule or the config key of the limit it broke.
+http_error refusal_for(const boost::beast::error_code& ec, const request_parser& parser,
+                       const duet::server_config& sc);
+
+/// Whether `value` is a valid Host field value: uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2), where
+/// uri-host is a registered name (possibly empty), an IPv4 address or a bracketed IP literal.
+bool valid_host(std::string_view value) noexcept;
 
 } // namespace duet::server

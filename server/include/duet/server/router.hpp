@@ -51,7 +51,8 @@ public:
         param_values params;
     };
 
-    /// 404 for an unknown path, 405 (with Allow) for a method other than GET or HEAD, 400 for bad parameters.
+    /// 404 for an unknown path, 405 (with Allow) for a method other than GET or HEAD, 400 for bad parameters
+    /// and for a target in neither origin nor absolute form (an asterisk, "host:port"), 501 for CONNECT.
     boost::system::result<match, http_error> route(boost::beast::http::verb method,
                                                    std::string_view target) const;
 

@@ -1,3 +1,4 @@
+// The latest /stats snapshot, shared by every /stats/stream subscriber: publish wakes them, next waits.
 #include <duet/server/event_feed.hpp>
 
 #include <boost/asio/as_tuple.hpp>

@@ -1,3 +1,5 @@
+// From a parsed request to its response, touching no socket: routing and the answers that need no waiting in
+// a plain function, and the coroutine that awaits a handler and builds the report.
 #include <duet/server/request_handler.hpp>
 #include <duet/server/server_state.hpp>
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <string_view>
 
 namespace duet::server {
@@ -25,12 +26,13 @@ bool is_digit(char c) noexcept
     return c >= '0' && c <= '9';
 }
 
-// RFC 3986's unreserved and sub-delims, the characters of a registered name besides %XX: a table, since every
-// request's Host is checked.
+// RFC 3986's unreserved and sub-delims, the characters of a registered name besides %XX, but the comma: a
+// Host with one is two that an intermediary joined into a list. A table, since every request's Host is
+// checked.
 constexpr auto name_chars = [] {
     std::array<bool, 256> table{};
     for (char c : std::string_view{"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                   "-._~!$&'()*+,;="}) {
+                                   "-._~!$&'()*+;="}) {
         table[static_cast<unsigned char>(c)] = true;
     }
     return table;
@@ -156,13 +158,15 @@ std::size_t request_parser::put(net::mutable_buffer buffer, beast::error_code& e
         }
     }
     const net::const_buffer rest{p + skipped, n - skipped};
+    input_ = {p + skipped, n - skipped};
     auto used = basic_parser::put(rest, ec);
     if (ec && ec == http::error::bad_version && !is_header_done()) {
-        // Beast reads 1.0 and 1.1 only. A later 1.x SHOULD be served as 1.1 (RFC 9110 §2.5); another major
-        // version is one this server does not speak (505). Beast has consumed nothing of the line yet.
+        // Beast reads 1.0 and 1.1 only, and says so as soon as it has the version's 8 bytes, before the
+        // line's end. A later 1.x SHOULD be served as 1.1 (RFC 9110 §2.5); another major version is one this
+        // server does not speak (505). Beast has consumed nothing of the line yet.
         const std::string_view text{p + skipped, n - skipped};
-        auto line = text.substr(0, text.find("\r\n"));
-        const auto at = line.size() == text.size() ? std::string_view::npos : version_at(line);
+        const auto line = text.substr(0, text.find_first_of("\r\n"));
+        const auto at = version_at(line);
         if (at != std::string_view::npos && line[at] == '1' && line[at + 2] > '1') {
             p[skipped + at + 2] = '1';
             ec = {};
@@ -171,12 +175,29 @@ std::size_t request_parser::put(net::mutable_buffer buffer, beast::error_code& e
             violated_ = violation::unsupported_version;
         }
     }
+    if (ec && violated_ == violation::none) {
+        // Beast refuses some framing conflicts itself, before on_field_impl sees the field: name them as
+        // ours.
+        if (ec == http::error::bad_transfer_encoding) {
+            // Transfer-Encoding after Content-Length, or chunked in a second field.
+            violated_ = length_seen_ ? violation::coding_with_length : violation::coding_not_chunked;
+        } else if (ec == http::error::bad_content_length && te_seen_) {
+            violated_ = violation::coding_with_length;
+        }
+    }
     return skipped + used;
 }
 
 void request_parser::on_request_impl(http::verb method, beast::string_view method_str,
                                      beast::string_view target, int version, beast::error_code& ec)
 {
+    if (method == http::verb::connect) {
+        // A tunnel is a proxy's job. Refused before the header, and the connection closed: a client that
+        // sends its tunnel's bytes at once must not have them read as requests.
+        violated_ = violation::connect_method;
+        ec = http::error::bad_method;
+        return;
+    }
     if (target.size() > max_target_) {
         violated_ = violation::target_too_long;
         ec = http::error::bad_target;
@@ -200,6 +221,14 @@ void request_parser::on_field_impl(http::field name, beast::string_view name_str
 {
     if (++fields_ > max_fields_) {
         violated_ = violation::too_many_fields;
+        ec = http::error::bad_field;
+        return;
+    }
+    if (is_header_done()) {
+        return; // a trailer, after a chunked body: never merged into the header (RFC 9110 §6.5.1)
+    }
+    if (folded(name_string, value)) {
+        violated_ = violation::folded_field;
         ec = http::error::bad_field;
         return;
     }
@@ -230,6 +259,24 @@ void request_parser::on_field_impl(http::field name, beast::string_view name_str
     }
 }
 
+// Whether Beast unfolded the value from several lines (obs-fold, RFC 9112 §5.2): then it is either a copy,
+// outside the input, or it begins on a line after its name's. Readers that keep or drop the continuation
+// disagree on the value, so a folded field is refused like any ambiguous framing.
+bool request_parser::folded(beast::string_view name, beast::string_view value) const noexcept
+{
+    const std::less_equal<const char*> le;
+    if (!le(input_.data(), value.data()) || !le(value.data(), input_.data() + input_.size())) {
+        return true;
+    }
+    // Between the name and the value: the colon and spaces, or (folded) a line's end. Usually two bytes.
+    for (const char* c = name.data() + name.size(); c != value.data(); ++c) {
+        if (*c == '\n') {
+            return true;
+        }
+    }
+    return false;
+}
+
 // The codings of one Transfer-Encoding field, after those of the fields before it (a list may be split over
 // several fields, RFC 9110 §5.3). Each is a token with optional parameters; empty list elements do not count.
 void request_parser::on_transfer_encoding(beast::string_view value)
@@ -245,7 +292,8 @@ void request_parser::on_transfer_encoding(beast::string_view value)
             continue;
         }
         chunked_before_last_ = chunked_before_last_ || chunked_last_;
-        chunked_last_ = beast::iequals(coding, "chunked");
+        // chunked takes no parameters: "chunked;x=1" is a coding a proxy may not read as chunked.
+        chunked_last_ = beast::iequals(trim(element), "chunked");
         codings_ = static_cast<std::uint8_t>(std::min(codings_ + 1, 2));
     }
 }
@@ -261,8 +309,7 @@ void request_parser::on_header_impl(beast::error_code& ec)
         } else if (length_seen_) {
             violated_ = violation::coding_with_length; // §6.3: the classic smuggling pair
         } else if (!chunked() || !chunked_last_ || chunked_before_last_) {
-            // §6.1: the body's end cannot be found. Beast's reading (chunked()) frames the body, so a list it
-            // reads otherwise than we do ("chunked;x=1") is refused too.
+            // §6.1: the body's end cannot be found. Both readings must say chunked: Beast's frames the body.
             violated_ = violation::coding_not_chunked;
         } else if (codings_ > 1) {
             violated_ =
@@ -358,6 +405,12 @@ http_error refusal_for(const beast::error_code& ec, const request_parser& parser
     case v::unsupported_coding:
         return refusal(http::status::not_implemented, "unsupported_transfer_coding",
                        "the only transfer coding this server decodes is chunked");
+    case v::folded_field:
+        return refusal(http::status::bad_request, "obsolete_fold",
+                       "a header field is folded over several lines (obs-fold, RFC 9112 section 5.2)");
+    case v::connect_method:
+        return refusal(http::status::not_implemented, "not_implemented",
+                       "CONNECT asks a proxy for a tunnel; this is an origin server");
     case v::unsupported_version:
         return refusal(http::status::http_version_not_supported, "version_not_supported",
                        "this server speaks HTTP/1.0 and HTTP/1.1");

@@ -1,3 +1,5 @@
+// The endpoint table's lookup: which endpoint a target names, in which forms a target may come, and the
+// strict check of its parameters.
 #include <duet/server/router.hpp>
 
 #include <algorithm>
@@ -27,14 +29,10 @@ std::string_view origin_form(std::string_view target) noexcept
 }
 
 // The forms of a request target (RFC 9112 3.2) besides the origin and absolute forms every method may use:
-// the authority form ("host:port") is CONNECT's, the asterisk form ("*") OPTIONS's (answered before routing).
-std::optional<http_error> unroutable(http::verb method, std::string_view target)
+// the authority form ("host:port") is CONNECT's (which the parser refuses), the asterisk form ("*") OPTIONS's
+// (answered before routing).
+std::optional<http_error> unroutable(std::string_view target)
 {
-    if (method == http::verb::connect) {
-        return http_error{.status = http::status::not_implemented,
-                          .code = "not_implemented",
-                          .message = "CONNECT asks a proxy for a tunnel; this is an origin server"};
-    }
     if (target == "*") {
         return http_error{.status = http::status::bad_request,
                           .code = "bad_target",
@@ -70,7 +68,7 @@ const endpoint* router::find(std::string_view target) const noexcept
 boost::system::result<router::match, http_error> router::route(http::verb method,
                                                                std::string_view target) const
 {
-    if (auto refused = unroutable(method, target)) {
+    if (auto refused = unroutable(target)) {
         return *std::move(refused);
     }
     const auto origin = origin_form(target);

@@ -1,3 +1,5 @@
+// One coroutine per connection (read a request, handle it, write the response, loop) and the listener that
+// starts them, with the fast paths a connection needs: the client watch, the immediate send, the linger.
 #include <duet/server/request_handler.hpp>
 #include <duet/server/request_parser.hpp>
 #include <duet/server/server_state.hpp>

@@ -1,3 +1,5 @@
+// What the server measures about itself, recorded per request on the I/O thread, and the /stats,
+// /stats/stream and /metrics documents built from it.
 #include <duet/server/server_state.hpp>
 #include <duet/server/stats.hpp>
 #include <duet/version.hpp>

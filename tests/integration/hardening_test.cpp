@@ -85,7 +85,7 @@ TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
          "bad_request"},
         {"Content-Length with chunked",
          "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "400",
-         "bad_request"},
+         "bad_framing"},
         {"bad chunk", "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
          "bad_request"},
         {"NUL in a header", "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"s, "400", "bad_request"},
@@ -160,7 +160,17 @@ TEST(Hardening, RequestsThatCouldBeSmuggledAreRefusedAndNothingBehindThemIsServe
          "400", "bad_framing"},
         {"chunked on HTTP/1.0 with a length",
          "POST /healthz HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400",
-         "bad_request"}, // Beast refuses the pair itself when the length comes first
+         "bad_framing"},
+        {"chunked with a parameter",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;x=1\r\n\r\n0\r\n\r\n", "400",
+         "bad_framing"},
+        {"a folded coding",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", "400",
+         "obsolete_fold"},
+        {"a length before chunked",
+         "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n0\r\n\r\n",
+         "400", "bad_framing"},
         {"a coding under chunked",
          "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501",
          "unsupported_transfer_coding"},
@@ -206,6 +216,7 @@ TEST(Hardening, HostIsRequiredOnceAndValid)
         {"a bad port", "GET /healthz HTTP/1.1\r\nHost: a:8o\r\n\r\n", "400", "bad_host"},
         {"user info", "GET /healthz HTTP/1.1\r\nHost: u@a\r\n\r\n", "400", "bad_host"},
         {"an open bracket", "GET /healthz HTTP/1.1\r\nHost: [::1\r\n\r\n", "400", "bad_host"},
+        {"two Hosts joined", "GET /healthz HTTP/1.1\r\nHost: a, b\r\n\r\n", "400", "bad_host"},
     };
     for (const auto& c : refused) {
         const auto reply = raw_exchange(server.port(), c.bytes + behind, 5s);
@@ -261,12 +272,14 @@ TEST(Hardening, RequestLinesAreReadAsTheRfcAsks)
                 << line << ": " << reply.bytes;
         }
     }
-    // CONNECT is a proxy's method.
-    const auto connect = raw_exchange(
-        server.port(),
-        "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\nConnection: close\r\n\r\n");
+    // CONNECT is a proxy's method; what a client sends behind it (a tunnel's bytes) is never read.
+    const auto connect =
+        raw_exchange(server.port(), "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n"
+                                    "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     EXPECT_EQ(status_line(connect.bytes), "HTTP/1.1 501 Not Implemented") << connect.bytes;
     EXPECT_NE(connect.bytes.find("\"code\":\"not_implemented\""), std::string::npos);
+    EXPECT_TRUE(connect.closed);
+    EXPECT_EQ(responses_in(connect.bytes), 1U) << connect.bytes;
     // HTTP/1.0 without keep-alive says that it closes, as docs/API.md promises.
     const auto old = raw_exchange(server.port(), "GET /healthz HTTP/1.0\r\n\r\n");
     EXPECT_NE(old.bytes.find("\r\nConnection: close\r\n"), std::string::npos) << old.bytes;

@@ -1,3 +1,4 @@
+// The router without a network: which targets name which endpoints, in which forms, and what is refused how.
 #include <duet/server/router.hpp>
 
 #include <duet/config.hpp>
@@ -79,17 +80,6 @@ TEST(Router, TargetsInNoFormAServerTakesAre400)
             EXPECT_EQ(m.error().status, http::status::bad_request) << target;
             EXPECT_EQ(m.error().code, "bad_target") << target;
         }
-    }
-}
-
-TEST(Router, ConnectIs501WhateverTheTarget)
-{
-    auto r = make_router();
-    for (const char* target : {"example.org:443", "/healthz", "*"}) {
-        auto m = r.route(http::verb::connect, target);
-        ASSERT_FALSE(m) << target;
-        EXPECT_EQ(m.error().status, http::status::not_implemented) << target;
-        EXPECT_EQ(m.error().code, "not_implemented");
     }
 }
 

@@ -1,4 +1,5 @@
 #pragma once
+// The latest of a series of messages, shared by every subscriber (/stats/stream).
 
 #include <duet/server/io.hpp>
 #include <boost/asio/awaitable.hpp>

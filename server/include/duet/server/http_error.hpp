@@ -1,4 +1,5 @@
 #pragma once
+// A refusal as a value: the status, a stable code and the limit broken, serialised as the JSON error body.
 
 #include <boost/beast/http/status.hpp>
 

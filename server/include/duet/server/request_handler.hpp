@@ -1,4 +1,5 @@
 #pragma once
+// From a parsed request to its response, in two halves: route_request (no waiting) and call_handler (awaits).
 
 #include <duet/server/http_error.hpp>
 #include <duet/server/http_types.hpp>

@@ -13,13 +13,11 @@
 
 namespace duet::server {
 
-/// Beast's HTTP/1.1 request parser, keeping only what duet reads. It is Beast's basic_parser (the grammar,
-/// the header and body limits, chunked bodies), but instead of storing every header field in a fields
-/// container (an allocation per field) it writes the few duet uses into a request the connection reuses, and
-/// enforces what Beast has no setting for as it goes: the target length and field count, a Host field as RFC
-/// 9112 §3.2 requires, and a body framing that every reader of the bytes agrees on (§6.1, §6.3: anything else
-/// is how a request is smuggled past a proxy). One per request; feed it with put() (synchronously: the
-/// session does the reading).
+/// Beast's basic_parser (grammar, header and body limits, chunked bodies), writing the few fields duet uses
+/// into a request the connection reuses instead of a fields container (an allocation per field), and
+/// enforcing what Beast leaves to its user: the target length and field count, one valid Host (RFC 9112
+/// §3.2), and a body framing every reader agrees on (§6.1, §6.3; anything else is how a request is smuggled
+/// past a proxy). One per request, fed synchronously with put().
 class request_parser : public boost::beast::http::basic_parser<true>
 {
 public:
@@ -35,6 +33,8 @@ public:
         coding_with_length, ///< Transfer-Encoding and Content-Length both
         coding_on_http10,   ///< Transfer-Encoding on HTTP/1.0, which has none
         unsupported_coding, ///< a transfer coding besides chunked (gzip, …): 501
+        folded_field,       ///< a field value folded over lines (obs-fold)
+        connect_method,     ///< CONNECT, a proxy's method: 501
         unsupported_version, ///< an HTTP major version other than 1: 505
     };
 
@@ -72,11 +72,13 @@ private:
     void on_finish_impl(boost::beast::error_code& ec) override;
 
     void on_transfer_encoding(boost::beast::string_view value);
+    bool folded(boost::beast::string_view name, boost::beast::string_view value) const noexcept;
 
     request& req_;
     std::size_t max_target_;
     std::size_t max_fields_;
     std::size_t fields_ = 0;
+    boost::beast::string_view input_; ///< what put() passed to Beast: a field value outside it was unfolded
     bool id_seen_ = false;
     bool skipped_blank_ = false;
     std::uint8_t hosts_ = 0; ///< Host fields seen (counting stops at 2)

@@ -1,4 +1,5 @@
 #pragma once
+// Endpoints and the router that maps a method and target to one, with its validated parameters.
 
 #include <duet/server/http_error.hpp>
 #include <duet/server/http_types.hpp>
@@ -52,7 +53,7 @@ public:
     };
 
     /// 404 for an unknown path, 405 (with Allow) for a method other than GET or HEAD, 400 for bad parameters
-    /// and for a target in neither origin nor absolute form (an asterisk, "host:port"), 501 for CONNECT.
+    /// and for a target in neither origin nor absolute form (an asterisk, "host:port").
     boost::system::result<match, http_error> route(boost::beast::http::verb method,
                                                    std::string_view target) const;
 

@@ -1,4 +1,6 @@
 #pragma once
+// What the server measures about itself (requests, the loop, the pool, connections, CPU) and the documents
+// that report it.
 
 #include <duet/config.hpp>
 #include <duet/cpu_allowance.hpp>

@@ -1,4 +1,5 @@
 #pragma once
+// A response as the bytes to send, formatted by hand on the hot path.
 
 #include <duet/server/http_types.hpp>
 

@@ -79,7 +79,9 @@ TEST(Load, ConstantRateSendsTheRequestedNumber)
     // 200 per second for 3 s: 600, within 5%.
     EXPECT_GE(r.counts.requests, 570U);
     EXPECT_LE(r.counts.requests, 630U);
-    EXPECT_LT(r.counts.late, r.counts.requests / 20) << "requests went out late at a rate this low";
+    // A send counts as late 1 ms after its time: a preemption on a shared machine (CI once saw 10% under
+    // AddressSanitizer). A schedule that does not hold shows as most of them late, not a quarter.
+    EXPECT_LT(r.counts.late, r.counts.requests / 4) << "requests went out late at a rate this low";
     EXPECT_GE(r.series.size(), 3U);
 }
 

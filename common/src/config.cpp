@@ -1,3 +1,5 @@
+// The configuration table's parsing and validation: JSON file, environment, --set, each value against its
+// key's limits.
 #include <duet/config.hpp>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +27,18 @@ namespace {
     throw config_error{msg};
 }
 
+// 'text', for a message. Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict for
+// "'" + std::string{text} (operator+ on a literal and a temporary string).
+std::string in_quotes(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size() + 2);
+    out += '\'';
+    out += text;
+    out += '\'';
+    return out;
+}
+
 void check_range(const key_info& info, std::int64_t v, std::string_view source)
 {
     if (v < info.min || v > info.max) {
@@ -48,7 +62,7 @@ void check_choice(const key_info& info, const std::string& v, std::string_view s
             allowed += allowed.empty() ? "" : ", ";
             allowed += c;
         }
-        fail(info.name, source, "'" + v + "' is not one of: " + allowed);
+        fail(info.name, source, in_quotes(v) + " is not one of: " + allowed);
     }
 }
 
@@ -59,11 +73,11 @@ std::int64_t parse_integer(const key_info& info, std::string_view text, std::str
     const auto* end = text.data() + text.size();
     auto [ptr, ec] = std::from_chars(text.data(), end, v);
     if (text.empty() || ptr != end || ec == std::errc::invalid_argument) {
-        fail(info.name, source, "'" + std::string{text} + "' is not an integer");
+        fail(info.name, source, in_quotes(text) + " is not an integer");
     }
     if (ec == std::errc::result_out_of_range) {
         fail(info.name, source,
-             "'" + std::string{text} + "' is out of range [" + std::to_string(info.min) + ", " +
+             in_quotes(text) + " is out of range [" + std::to_string(info.min) + ", " +
                  std::to_string(info.max) + "]");
     }
     return v;
@@ -77,7 +91,7 @@ bool parse_bool(const key_info& info, std::string_view text, std::string_view so
     if (text == "false" || text == "0" || text == "no" || text == "off") {
         return false;
     }
-    fail(info.name, source, "'" + std::string{text} + "' is not a boolean (true/false)");
+    fail(info.name, source, in_quotes(text) + " is not a boolean (true/false)");
 }
 
 template <typename T>

@@ -1,3 +1,5 @@
+// The load engine: connection coroutines on each client thread's io_context, wrk's model, and the coordinator
+// that snapshots and merges their tallies.
 #include <duet/client/engine.hpp>
 
 #include <duet/thread_info.hpp>

@@ -1,3 +1,4 @@
+// A run's results: merging the threads' tallies, and the wrk-style text and the JSON report.
 #include <duet/client/results.hpp>
 
 #include <duet/version.hpp>

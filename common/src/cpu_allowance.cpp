@@ -1,3 +1,4 @@
+// Reading the CPU allowance: sched_getaffinity and the cgroup's cpu.max or cfs quota files.
 #include <duet/cpu_allowance.hpp>
 
 #include <sched.h>

@@ -1,3 +1,5 @@
+// The /proc parsers (stat, a process's and its threads' stat) and the sampler that turns two readings into
+// rates.
 #include <duet/cpu_usage.hpp>
 
 #include <linux/magic.h>
@@ -61,10 +63,9 @@ std::uint64_t delta(std::uint64_t now, std::uint64_t before)
     return now >= before ? now - before : 0;
 }
 
-// Since Linux 6.2 the size of /proc/<pid>/fd is the number of open descriptors: a statfs and a stat (15-35 us
-// with 10,000 sockets open, measured) instead of a listing, for which the kernel builds an entry per
-// descriptor (7-15 ms, on the I/O thread, once per sample). Older kernels report 0: then the entries are
-// counted.
+// Since Linux 6.2 the size of /proc/<pid>/fd is the number of open descriptors: a statfs and a stat instead of
+// a listing, for which the kernel builds an entry per descriptor (milliseconds with 10,000 sockets, on the I/O
+// thread; docs/PERFORMANCE.md). Older kernels report 0: then the entries are counted.
 std::uint64_t count_open_fds(const fs::path& dir)
 {
     struct statfs fs_info

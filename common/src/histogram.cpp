@@ -1,3 +1,5 @@
+// The log-linear histogram: bucket arithmetic, percentiles, merging, and the ring of slots behind a windowed
+// one.
 #include <duet/histogram.hpp>
 
 #include <nlohmann/json.hpp>

@@ -1,3 +1,4 @@
+// Thread names and ids from the kernel, and the thread CPU clock.
 #include <duet/thread_info.hpp>
 
 #include <pthread.h>

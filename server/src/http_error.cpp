@@ -1,3 +1,4 @@
+// A refusal's JSON body.
 #include <duet/server/http_error.hpp>
 #include <duet/server/report.hpp>
 

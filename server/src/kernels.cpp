@@ -1,3 +1,5 @@
+// The CPU kernels: trial-division primes, naive Fibonacci, the Mandelbrot escape count, and equal-work split
+// points.
 #include <duet/server/kernels.hpp>
 
 #include <algorithm>

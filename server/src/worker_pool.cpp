@@ -1,3 +1,5 @@
+// The worker pool's threads: placement, the spin before sleeping, running a job measured, and posting its
+// outcome back.
 #include <duet/server/worker_pool.hpp>
 
 #include <duet/cpu_allowance.hpp>

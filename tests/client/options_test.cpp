@@ -1,3 +1,4 @@
+// duet-load's options without a network: URLs, durations, impossible combinations, the request's bytes.
 #include <duet/client/options.hpp>
 
 #include <gtest/gtest.h>

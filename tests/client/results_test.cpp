@@ -1,3 +1,4 @@
+// duet-load's results without a network: merging tallies, the text and JSON reports, the server's view.
 #include <duet/client/results.hpp>
 
 #include <gtest/gtest.h>

@@ -1,3 +1,5 @@
+// The configuration: defaults match config/duet.json, every source (file, environment, --set) is checked
+// against its key's limits.
 #include <duet/config.hpp>
 
 #include <gtest/gtest.h>

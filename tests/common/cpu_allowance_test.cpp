@@ -1,3 +1,4 @@
+// The CPU allowance from fixtures of the cgroup files, and from this process.
 #include <duet/cpu_allowance.hpp>
 
 #include <gtest/gtest.h>

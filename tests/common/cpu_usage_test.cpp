@@ -1,3 +1,4 @@
+// The /proc parsers on fixtures, and the sampler's rates on this process.
 #include <duet/cpu_usage.hpp>
 
 #include <duet/thread_info.hpp>

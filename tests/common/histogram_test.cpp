@@ -1,3 +1,4 @@
+// The histogram: its error bound, percentiles, merging, and the windowed histogram's forgetting.
 #include <duet/histogram.hpp>
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Thread names, ids and the thread CPU clock, on this process's threads.
 #include <duet/thread_info.hpp>
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// The CPU kernels against known values, and split points of equal work.
 #include <duet/server/kernels.hpp>
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Strict query parsing: every malformed or out-of-range value refused with the parameter and its limit.
 #include <duet/server/params.hpp>
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// The worker pool: the bound, the hand-off back to the I/O executor, failures, placement and stopping.
 #include <duet/server/worker_pool.hpp>
 
 #include <boost/asio/bind_executor.hpp>

@@ -1,3 +1,4 @@
+// The test HTTP client: Beast's parser over blocking loopback sockets with a deadline on every call.
 #include "http_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>

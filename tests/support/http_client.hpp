@@ -1,4 +1,6 @@
 #pragma once
+// A small HTTP/1.1 client over real loopback sockets, for tests. Every call has a deadline, so a broken
+// server fails a test instead of hanging it.
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -14,8 +16,6 @@
 #include <string_view>
 #include <vector>
 
-// A small HTTP/1.1 client over real loopback sockets, for tests. Every call has a deadline, so a broken
-// server fails a test instead of hanging it.
 namespace duet::test {
 
 using namespace std::chrono_literals;

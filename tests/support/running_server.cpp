@@ -1,3 +1,4 @@
+// An in-process server on its own thread for tests, stopped with a drain.
 #include "running_server.hpp"
 
 #include <spdlog/spdlog.h>

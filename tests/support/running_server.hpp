@@ -1,4 +1,5 @@
 #pragma once
+// An in-process duet server for tests: the real thing on loopback, on a thread of its own.
 
 #include <duet/config.hpp>
 #include <duet/server/server.hpp>

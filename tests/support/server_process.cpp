@@ -1,3 +1,4 @@
+// duet-server as a child process for tests: started, its output captured, signalled and waited for.
 #include "server_process.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 #pragma once
+// duet-server as a child process, as a user runs it: for the tests of signals, exit codes and logs.
 
 #include <chrono>
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
-
 // How much slower this build runs than a release build: sanitizers multiply the CPU cost of everything. Tests
 // that bound CPU time (not correctness) scale their limits by it; tests that check behaviour never do.
+
 namespace duet::test {
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

@@ -1,4 +1,6 @@
 #pragma once
+// The configuration: one table of keys from which defaults, the JSON file, environment variables, --help and
+// validation all derive.
 
 #include <nlohmann/json_fwd.hpp>
 

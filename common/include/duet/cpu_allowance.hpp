@@ -1,4 +1,5 @@
 #pragma once
+// How many CPUs this process may use: its affinity mask and a cgroup's CPU quota (v1 or v2).
 
 #include <filesystem>
 #include <optional>

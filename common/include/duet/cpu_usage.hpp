@@ -1,4 +1,7 @@
 #pragma once
+// CPU accounting from /proc: per-core utilisation, process CPU, CPU per thread. The parsers are pure
+// functions of the files' text, tested on fixtures; cpu_sampler reads the files and turns two readings into
+// rates.
 
 #include <chrono>
 #include <cstdint>
@@ -8,9 +11,6 @@
 #include <string_view>
 #include <vector>
 
-// CPU accounting from /proc: per-core utilisation, process CPU, CPU per thread. The parsers are pure
-// functions of the files' text, tested on fixtures; cpu_sampler reads the files and turns two readings into
-// rates.
 namespace duet {
 
 /// One line of /proc/stat ("cpu3 user nice system idle iowait irq softirq steal …"), in clock ticks.

@@ -1,4 +1,6 @@
 #pragma once
+// A log-linear histogram of non-negative integers (nanoseconds here): fixed memory, O(1) record, mergeable;
+// and a windowed one that also answers for the last few seconds.
 
 #include <nlohmann/json_fwd.hpp>
 

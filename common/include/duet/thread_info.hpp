@@ -1,4 +1,5 @@
 #pragma once
+// Thread names and ids, the thread CPU clock and the core a thread runs on, as the reports show them.
 
 #include <chrono>
 #include <cstdint>

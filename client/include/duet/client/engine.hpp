@@ -1,4 +1,6 @@
 #pragma once
+// The load engine: client threads, each with its own io_context and share of the connections, run a closed or
+// open loop and hand back their tallies.
 
 #include <duet/client/options.hpp>
 #include <duet/client/results.hpp>

@@ -1,4 +1,5 @@
 #pragma once
+// What a duet-load run is asked to do: the target URL, the load's shape, and the request written once.
 
 #include <chrono>
 #include <cstdint>

@@ -1,4 +1,6 @@
 #pragma once
+// What a duet-load run measured: counts, errors by class, latency histograms, the server's view, and the text
+// and JSON reports built from them.
 
 #include <duet/client/options.hpp>
 #include <duet/histogram.hpp>

@@ -1,4 +1,6 @@
 #pragma once
+// The endpoints. Reporting handlers run on the I/O thread and return their result and a work_report; they
+// touch no socket, so they are functions of their parameters and the shared state.
 
 #include <duet/config.hpp>
 #include <duet/server/io.hpp>
@@ -7,8 +9,6 @@
 #include <string>
 #include <vector>
 
-// The endpoints. Reporting handlers run on the I/O thread and return their result and a work_report; they
-// touch no socket, so they are functions of their parameters and the shared state.
 namespace duet::server {
 
 // I/O-bound: concurrency on one thread. Waiting costs no CPU and blocks nothing.

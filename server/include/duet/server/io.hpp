@@ -1,4 +1,5 @@
 #pragma once
+// The I/O thread's executor as its concrete type, and the coroutine, socket and timer types built on it.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
@@ -13,9 +14,9 @@
 namespace duet::server {
 
 /// The I/O thread's executor, as its concrete type. Asio's default, any_io_executor, is type-erased: every
-/// operation copies it, queries it for work tracking and destroys it, which the profile of /healthz showed at
-/// 5% of the server's cycles, and each copy is 32 bytes in every socket, timer and pending operation. The
-/// server only ever runs on one io_context, so its coroutines, sockets and timers name that executor.
+/// operation copies it, queries it for work tracking and destroys it, and each copy is 32 bytes in every
+/// socket, timer and pending operation (docs/PERFORMANCE.md has what that cost). The server only ever runs on
+/// one io_context, so its coroutines, sockets and timers name that executor.
 using io_executor = boost::asio::io_context::executor_type;
 
 /// A coroutine on the I/O thread.

@@ -1,4 +1,5 @@
 #pragma once
+// A CPU job as the pool sees it, and its outcome as the I/O thread gets it back: status, value, times, core.
 
 #include <duet/thread_info.hpp>
 

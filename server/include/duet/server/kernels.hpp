@@ -1,10 +1,10 @@
 #pragma once
+// CPU kernels: pure, deterministic functions of their input that burn CPU without touching memory much, so a
+// request's cost is predictable and measurable. No I/O, no locks, no dependencies: testable alone.
 
 #include <cstdint>
 #include <vector>
 
-// CPU kernels: pure, deterministic functions of their input that burn CPU without touching memory much, so a
-// request's cost is predictable and measurable. No I/O, no locks, no dependencies: testable alone.
 namespace duet::kernels {
 
 /// Primes p with lo <= p < hi, by trial division: cost per number grows like sqrt(p), so later ranges cost

@@ -1,4 +1,6 @@
 #pragma once
+// Strict query parameters: each endpoint's specs, the parser that checks every value against its limit, and
+// the validated values.
 
 #include <duet/server/http_error.hpp>
 

@@ -1,4 +1,6 @@
 #pragma once
+// duet-server as a library: construct it (it binds), run it on the thread that is to be the I/O thread, stop
+// it with a drain.
 
 #include <duet/config.hpp>
 

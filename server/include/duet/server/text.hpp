@@ -1,4 +1,6 @@
 #pragma once
+// Numbers appended to a string as decimal text, without a format string: the response path writes every
+// number this way, at a fraction of fmt's cost through a back_insert_iterator (docs/PERFORMANCE.md).
 
 #include <array>
 #include <charconv>
@@ -6,9 +8,6 @@
 #include <cstdint>
 #include <string>
 
-// Numbers appended to a string as decimal text, without a format string: the response path writes every
-// number this way (fmt's format_to through a back_insert_iterator cost several times as much, measured with
-// callgrind).
 namespace duet::server {
 
 template <std::integral T>

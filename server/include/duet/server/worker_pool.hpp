@@ -1,4 +1,6 @@
 #pragma once
+// The worker pool: a bounded queue, the workers that run CPU jobs, and async_submit, the asynchronous
+// operation that hands a job over and its outcome back.
 
 #include <duet/server/job.hpp>
 #include <duet/thread_info.hpp>

@@ -5,7 +5,7 @@
 #include <duet/server/request_handler.hpp>
 #include <duet/server/request_parser.hpp>
 #include <duet/server/server_state.hpp>
-#include <duet/server/wait_queue.hpp>
+#include <duet/server/slack_timer.hpp>
 #include <duet/server/wire.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -28,7 +28,7 @@ void request_path(benchmark::State& state, const std::string& target)
     worker_pool pool{1, 1024};
     server_state st{cfg, pool, duet::cpu_allowance{}};
     net::io_context ioc{1};
-    st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
+    st.wait_timer = &slack_timer::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
     st.io_thread = duet::thread_ident::current();
     std::string bytes = // not const: the parser may rewrite a version in place (none here)
         "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
@@ -39,16 +39,16 @@ void request_path(benchmark::State& state, const std::string& target)
         request_parser parser{req, cfg.server};
         boost::beast::error_code ec;
         parser.put(net::buffer(bytes), ec);
-        request_tally tally;
+        std::size_t endpoint = 0;
         std::optional<response> res;
-        net::co_spawn(ioc, handle_request(st, req, std::chrono::steady_clock::now(), tally),
+        net::co_spawn(ioc, handle_request(st, req, std::chrono::steady_clock::now(), endpoint),
                       [&](const std::exception_ptr&, response r) { res = std::move(r); });
         ioc.restart();
         ioc.run();
         for (const auto& b : wire_form(*res, head)) {
             sent += b.size();
         }
-        st.stats.request_finished(tally.endpoint, res->status_code(), {}, std::chrono::steady_clock::now());
+        st.stats.request_finished(endpoint, res->status_code(), {}, std::chrono::steady_clock::now());
     }
     benchmark::DoNotOptimize(sent);
 }

@@ -1,3 +1,5 @@
+// The endpoint table, built from the configuration's limits, the plain endpoints' answers, and GET /'s index
+// generated from the table.
 #include <duet/server/handlers.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/version.hpp>
@@ -56,14 +58,12 @@ response stats_stream(server_state& st, const request& req)
 {
     auto limit = static_cast<std::uint64_t>(st.cfg.stats.max_stream_subscribers);
     if (req.method == http::verb::get && st.stats.stream_subscribers >= limit) {
-        http_error e{
-            http::status::service_unavailable,
-            "too_many_subscribers",
-            "/stats/stream has as many subscribers as it allows (config key stats.max_stream_subscribers)",
-            {},
-            static_cast<std::int64_t>(limit),
-            {},
-            5};
+        const http_error e{.status = http::status::service_unavailable,
+                           .code = "too_many_subscribers",
+                           .message = "/stats/stream has as many subscribers as it allows (config key "
+                                      "stats.max_stream_subscribers)",
+                           .limit = static_cast<std::int64_t>(limit),
+                           .retry_after_s = 5};
         auto res = plain_json(e.status, e.body(), req);
         res.retry_after_s = e.retry_after_s;
         return res;
@@ -115,104 +115,99 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
                         .doc = "how long to wait",
                         .limit_key = "limits.max_sleep_ms"};
     std::vector<endpoint> eps;
-    eps.push_back({"/", "none", "this index: every endpoint, its parameters and limits", {}, nullptr, index});
-    eps.push_back({"/healthz",
-                   "none",
-                   "liveness: 200 while the process serves (the cheapest request)",
-                   {},
-                   nullptr,
-                   healthz});
+    eps.push_back({.path = "/",
+                   .model = "none",
+                   .demonstrates = "this index: every endpoint, its parameters and limits",
+                   .plain = index});
+    eps.push_back({.path = "/healthz",
+                   .model = "none",
+                   .demonstrates = "liveness: 200 while the process serves (the cheapest request)",
+                   .plain = healthz});
+    eps.push_back({.path = "/readyz",
+                   .model = "none",
+                   .demonstrates = "readiness: 200 while serving, 503 while draining",
+                   .plain = readyz});
+    eps.push_back({.path = "/stats",
+                   .model = "none",
+                   .demonstrates =
+                       "the whole picture: latency percentiles per endpoint, event-loop lag, pool, "
+                       "connections, CPU per core and per thread",
+                   .plain = stats});
+    eps.push_back({.path = "/stats/stream",
+                   .model = "none",
+                   .demonstrates = "the /stats snapshot as server-sent events, one per interval (curl -N)",
+                   .plain = stats_stream});
+    eps.push_back({.path = "/metrics",
+                   .model = "none",
+                   .demonstrates = "Prometheus text exposition format 0.0.4",
+                   .plain = metrics});
+    eps.push_back({.path = "/io/sleep",
+                   .model = "event-loop",
+                   .demonstrates = "concurrency: one timer wait (a stand-in for a database call); thousands "
+                                   "overlap on one thread and cost no CPU while waiting",
+                   .params = {sleep_ms},
+                   .handler = io_sleep});
+    eps.push_back({.path = "/io/fanout",
+                   .model = "event-loop",
+                   .demonstrates = "concurrency within one request: n waits of ms each run at once, so the "
+                                   "request takes about ms, not n x ms",
+                   .params = {param_spec{.name = "n",
+                                         .min = 1,
+                                         .max = lim.max_fanout,
+                                         .doc = "how many concurrent waits",
+                                         .limit_key = "limits.max_fanout"},
+                              sleep_ms},
+                   .handler = io_fanout});
+    eps.push_back({.path = "/cpu/primes",
+                   .model = "worker-pool, inline or split",
+                   .demonstrates = "parallelism: counts primes <= n by trial division on a worker thread (or "
+                                   "inline on the I/O thread, blocking it; or split into parts of equal work "
+                                   "that run on the pool at once)",
+                   .params = {param_spec{.name = "n",
+                                         .min = 0,
+                                         .max = lim.max_primes_n,
+                                         .doc = "count the primes up to n",
+                                         .limit_key = "limits.max_primes_n"},
+                              mode_param(true), parts_param(lim, workers)},
+                   .handler = cpu_primes});
+    eps.push_back({.path = "/cpu/fib",
+                   .model = "worker-pool or inline",
+                   .demonstrates =
+                       "parallelism: naive recursive Fibonacci, exponential CPU and no memory, on a "
+                       "worker thread (or inline, blocking the I/O thread)",
+                   .params = {param_spec{.name = "n",
+                                         .min = 0,
+                                         .max = lim.max_fib_n,
+                                         .doc = "compute F(n); each step costs about 1.6x the one before",
+                                         .limit_key = "limits.max_fib_n"},
+                              mode_param(false)},
+                   .handler = cpu_fib});
     eps.push_back(
-        {"/readyz", "none", "readiness: 200 while serving, 503 while draining", {}, nullptr, readyz});
-    eps.push_back(
-        {"/stats",
-         "none",
-         "the whole picture: latency percentiles per endpoint, event-loop lag, pool, connections, CPU per "
-         "core and per thread",
-         {},
-         nullptr,
-         stats});
-    eps.push_back({"/stats/stream",
-                   "none",
-                   "the /stats snapshot as server-sent events, one per interval (curl -N)",
-                   {},
-                   nullptr,
-                   stats_stream,
-                   true});
-    eps.push_back({"/metrics", "none", "Prometheus text exposition format 0.0.4", {}, nullptr, metrics});
-    eps.push_back(
-        {"/io/sleep",
-         "event-loop",
-         "concurrency: one timer wait (a stand-in for a database call); thousands overlap on one thread "
-         "and cost no CPU while waiting",
-         {sleep_ms},
-         io_sleep,
-         nullptr});
-    eps.push_back(
-        {"/io/fanout",
-         "event-loop",
-         "concurrency within one request: n waits of ms each run at once, so the request takes about ms, "
-         "not n x ms",
-         {param_spec{.name = "n",
-                     .min = 1,
-                     .max = lim.max_fanout,
-                     .doc = "how many concurrent waits",
-                     .limit_key = "limits.max_fanout"},
-          sleep_ms},
-         io_fanout,
-         nullptr});
-    eps.push_back(
-        {"/cpu/primes",
-         "worker-pool, inline or split",
-         "parallelism: counts primes <= n by trial division on a worker thread (or inline on the I/O "
-         "thread, blocking it; or split into parts of equal work that run on the pool at once)",
-         {param_spec{.name = "n",
-                     .min = 0,
-                     .max = lim.max_primes_n,
-                     .doc = "count the primes up to n",
-                     .limit_key = "limits.max_primes_n"},
-          mode_param(true), parts_param(lim, workers)},
-         cpu_primes,
-         nullptr});
-    eps.push_back(
-        {"/cpu/fib",
-         "worker-pool or inline",
-         "parallelism: naive recursive Fibonacci, exponential CPU and no memory, on a worker thread (or "
-         "inline, blocking the I/O thread)",
-         {param_spec{.name = "n",
-                     .min = 0,
-                     .max = lim.max_fib_n,
-                     .doc = "compute F(n); each step costs about 1.6x the one before",
-                     .limit_key = "limits.max_fib_n"},
-          mode_param(false)},
-         cpu_fib,
-         nullptr});
-    eps.push_back(
-        {"/cpu/mandelbrot",
-         "worker-pool, inline or split",
-         "parallelism: renders a size x size Mandelbrot image; split deals its rows out to parts that run "
-         "on the pool at once. format=pgm returns the image",
-         {param_spec{.name = "size",
-                     .min = 1,
-                     .max = lim.max_mandelbrot_size,
-                     .unit = "pixels",
-                     .doc = "width and height of the image",
-                     .limit_key = "limits.max_mandelbrot_size"},
-          param_spec{.name = "iter",
-                     .min = 1,
-                     .max = lim.max_mandelbrot_iter,
-                     .fallback = std::min<std::int64_t>(500, lim.max_mandelbrot_iter),
-                     .unit = "iterations",
-                     .doc = "most iterations per point before it counts as in the set",
-                     .limit_key = "limits.max_mandelbrot_iter"},
-          mode_param(true), parts_param(lim, workers),
-          param_spec{.name = "format",
-                     .fallback = 0,
-                     .choices = {"json", "pgm"},
-                     .doc = "json: the result and report; pgm: the image itself (binary PGM), the figures in "
-                            "Server-Timing"}},
-         cpu_mandelbrot,
-         nullptr});
+        {.path = "/cpu/mandelbrot",
+         .model = "worker-pool, inline or split",
+         .demonstrates =
+             "parallelism: renders a size x size Mandelbrot image; split deals its rows out to parts "
+             "that run on the pool at once. format=pgm returns the image",
+         .params = {param_spec{.name = "size",
+                               .min = 1,
+                               .max = lim.max_mandelbrot_size,
+                               .unit = "pixels",
+                               .doc = "width and height of the image",
+                               .limit_key = "limits.max_mandelbrot_size"},
+                    param_spec{.name = "iter",
+                               .min = 1,
+                               .max = lim.max_mandelbrot_iter,
+                               .fallback = std::min<std::int64_t>(500, lim.max_mandelbrot_iter),
+                               .unit = "iterations",
+                               .doc = "most iterations per point before it counts as in the set",
+                               .limit_key = "limits.max_mandelbrot_iter"},
+                    mode_param(true), parts_param(lim, workers),
+                    param_spec{.name = "format",
+                               .fallback = 0,
+                               .choices = {"json", "pgm"},
+                               .doc = "json: the result and report; pgm: the image itself (binary PGM), the "
+                                      "figures in Server-Timing"}},
+         .handler = cpu_mandelbrot});
     return eps;
 }
 

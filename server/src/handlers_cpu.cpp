@@ -1,3 +1,5 @@
+// The CPU endpoints (/cpu/primes, /cpu/fib, /cpu/mandelbrot): one job on the pool, inline on the I/O thread,
+// or split into parts joined in one request.
 #include <duet/server/handlers.hpp>
 #include <duet/server/kernels.hpp>
 #include <duet/server/server_state.hpp>
@@ -44,26 +46,20 @@ std::string describe(const std::exception_ptr& e)
 
 http_error pool_saturated(const server_state& st)
 {
-    return http_error{http::status::service_unavailable,
-                      "pool_saturated",
-                      "the worker pool's queue is full; retry later",
-                      {},
-                      static_cast<std::int64_t>(st.pool.queue_limit()),
-                      {},
-                      1};
+    return http_error{.status = http::status::service_unavailable,
+                      .code = "pool_saturated",
+                      .message = "the worker pool's queue is full; retry later",
+                      .limit = static_cast<std::int64_t>(st.pool.queue_limit()),
+                      .retry_after_s = 1};
 }
 
 http_error job_failed(const std::exception_ptr& e)
 {
     auto what = describe(e);
     spdlog::error("CPU job failed: {}", what);
-    return http_error{http::status::internal_server_error,
-                      "job_failed",
-                      "the job failed: " + what,
-                      {},
-                      std::nullopt,
-                      {},
-                      {}};
+    return http_error{.status = http::status::internal_server_error,
+                      .code = "job_failed",
+                      .message = "the job failed: " + what};
 }
 
 // Fault injection (faults.fail_every_nth_job): every Nth job throws where it runs instead of doing its work,
@@ -211,13 +207,10 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::ve
 
 http_error parts_without_split()
 {
-    return http_error{http::status::bad_request,
-                      "invalid_param",
-                      "parts applies only with mode=split",
-                      "parts",
-                      std::nullopt,
-                      {},
-                      {}};
+    return http_error{.status = http::status::bad_request,
+                      .code = "invalid_param",
+                      .message = "parts applies only with mode=split",
+                      .param = "parts"};
 }
 
 // One part of a split /cpu/primes: the primes in [lo, hi).
@@ -286,13 +279,11 @@ task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
     }
     auto parts = mode == "split" ? static_cast<std::uint32_t>(p.get("parts")) : 1U;
     if (parts > size) {
-        co_return http_error{http::status::bad_request,
-                             "out_of_range",
-                             "parts must not exceed size: every part renders whole rows",
-                             "parts",
-                             static_cast<std::int64_t>(size),
-                             {},
-                             {}};
+        co_return http_error{.status = http::status::bad_request,
+                             .code = "out_of_range",
+                             .message = "parts must not exceed size: every part renders whole rows",
+                             .param = "parts",
+                             .limit = static_cast<std::int64_t>(size)};
     }
     // The image, when asked for, is shared by the parts: each writes only its own rows.
     std::shared_ptr<std::vector<std::uint8_t>> image;

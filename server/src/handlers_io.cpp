@@ -1,6 +1,8 @@
+// The I/O endpoints (/io/sleep, /io/fanout): waits on the slack timer, which cost no CPU while they last.
+#include <duet/server/cpu_meter.hpp>
 #include <duet/server/handlers.hpp>
 #include <duet/server/server_state.hpp>
-#include <duet/server/wait_queue.hpp>
+#include <duet/server/slack_timer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -31,7 +33,7 @@ task<handler_result> io_sleep(server_state& st, const param_values& p)
         co_await net::post(co_await net::this_coro::executor, use_task);
     } else {
         // Cancelled (it then ends at once) when the client goes away; destroyed with the server.
-        co_await st.waits->async_wait_until(start + ms, net::as_tuple(use_task));
+        co_await st.wait_timer->async_wait_until(start + ms, net::as_tuple(use_task));
     }
     cpu.resume();
 
@@ -51,11 +53,11 @@ task<handler_result> io_fanout(server_state& st, const param_values& p)
 
     // n independent waits, all started now; the request resumes once when the last one ends.
     auto start = steady_clock::now();
-    using wait_op = decltype(st.waits->async_wait_until(start, net::deferred));
+    using wait_op = decltype(st.wait_timer->async_wait_until(start, net::deferred));
     std::vector<wait_op> waits;
     waits.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-        waits.push_back(st.waits->async_wait_until(start + ms, net::deferred));
+        waits.push_back(st.wait_timer->async_wait_until(start + ms, net::deferred));
     }
 
     cpu.pause();

@@ -1,3 +1,5 @@
+// Strict query parsing: percent-decoding, decimal integers without sign or exponent, choices, and an error
+// naming the parameter and its limit for everything else.
 #include <duet/server/params.hpp>
 #include <duet/server/text.hpp>
 
@@ -17,8 +19,11 @@ namespace http = boost::beast::http;
 http_error param_error(std::string code, std::string message, const param_spec& spec,
                        std::optional<std::int64_t> limit)
 {
-    return http_error{
-        http::status::bad_request, std::move(code), std::move(message), spec.name, limit, {}, {}};
+    return http_error{.status = http::status::bad_request,
+                      .code = std::move(code),
+                      .message = std::move(message),
+                      .param = spec.name,
+                      .limit = limit};
 }
 
 std::string range_text(const param_spec& spec)
@@ -201,13 +206,10 @@ boost::system::result<param_values, http_error> parse_params(std::string_view qu
         auto name = percent_decode(pair.substr(0, eq));
         auto text = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
         if (!name || !text) {
-            return http_error{boost::beast::http::status::bad_request,
-                              "bad_query",
-                              "the query string has an invalid percent-encoding (%XX with two hex digits)",
-                              {},
-                              std::nullopt,
-                              {},
-                              {}};
+            return http_error{
+                .status = http::status::bad_request,
+                .code = "bad_query",
+                .message = "the query string has an invalid percent-encoding (%XX with two hex digits)"};
         }
         auto spec =
             std::find_if(specs.begin(), specs.end(), [&](const param_spec& s) { return s.name == *name; });
@@ -217,14 +219,11 @@ boost::system::result<param_values, http_error> parse_params(std::string_view qu
                 accepted += accepted.empty() ? "" : ", ";
                 accepted += s.name;
             }
-            return http_error{boost::beast::http::status::bad_request,
-                              "unknown_param",
-                              "unknown parameter '" + *name + "'; this endpoint accepts: " +
-                                  (accepted.empty() ? std::string{"none"} : accepted),
-                              *name,
-                              std::nullopt,
-                              {},
-                              {}};
+            return http_error{.status = http::status::bad_request,
+                              .code = "unknown_param",
+                              .message = "unknown parameter '" + *name + "'; this endpoint accepts: " +
+                                         (accepted.empty() ? std::string{"none"} : accepted),
+                              .param = *name};
         }
         auto index = static_cast<std::size_t>(spec - specs.begin());
         if (seen.test(index)) {

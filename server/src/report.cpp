@@ -1,3 +1,4 @@
+// The report's JSON body and the Server-Timing header, written out directly: on every /io and /cpu response.
 #include <duet/server/report.hpp>
 #include <duet/server/text.hpp>
 
@@ -9,8 +10,6 @@
 #include <charconv>
 #include <cstdint>
 #include <iterator>
-#include <random>
-#include <stdexcept>
 
 namespace duet::server {
 
@@ -73,31 +72,20 @@ std::string_view own_text(std::string_view text)
     return text;
 }
 
-bool valid_client_id(std::string_view id)
-{
-    return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-               c == '_' || c == ':' || c == '-';
-    });
-}
-
 } // namespace
 
-// Written out directly rather than built as a JSON document and then dumped: the report is on every /io and
-// /cpu response, and its DOM cost more than the rest of an /io request's handling. Only the handler's result,
-// the parameters and a split's parts, which are documents already, are dumped.
 std::string json_text(const nlohmann::ordered_json& j)
 {
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-result_fields::result_fields(std::initializer_list<result_field> fields)
+result_fields::result_fields(result_field a, result_field b, result_field c, result_field d)
+    : fields_{a, b, c, d}
 {
-    if (fields.size() > capacity) {
-        throw std::length_error{"result_fields: more fields than its capacity"};
-    }
-    std::copy(fields.begin(), fields.end(), fields_.begin());
-    size_ = fields.size();
+    static_assert(capacity == 4, "one constructor parameter per place");
+    size_ = static_cast<std::size_t>(
+        std::find_if(fields_.begin(), fields_.end(), [](const result_field& f) { return f.name.empty(); }) -
+        fields_.begin());
 }
 
 nlohmann::ordered_json result_fields::to_json() const
@@ -109,6 +97,9 @@ nlohmann::ordered_json result_fields::to_json() const
     return j;
 }
 
+// Written out directly rather than built as a JSON document and then dumped: the report is on every /io and
+// /cpu response, and a DOM cost more than the rest of an /io request's handling. Only a split's parts, a
+// document already, are dumped.
 std::string report_body(const report_context& ctx, const handler_output& out)
 {
     const auto& w = out.work;
@@ -179,31 +170,6 @@ std::string server_timing(const timing& t)
     std::string out;
     append_server_timing(out, t);
     return out;
-}
-
-request_ids::request_ids()
-{
-    // "{:08x}-", once per server.
-    constexpr std::string_view hex = "0123456789abcdef";
-    const std::uint32_t random = std::random_device{}();
-    prefix_.assign(8, '0');
-    for (std::size_t i = 0; i < 8; ++i) {
-        prefix_[7 - i] = hex[(random >> (4 * i)) & 0xfU];
-    }
-    prefix_.push_back('-');
-}
-
-std::string request_ids::next(std::string_view from_client)
-{
-    if (valid_client_id(from_client)) {
-        return std::string{from_client};
-    }
-    // prefix + "{:x}", without a format string: one id per request.
-    std::array<char, 16> digits; // not zeroed: to_chars writes the part that is appended
-    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), ++sequence_, 16);
-    std::string id = prefix_; // in the string's own buffer, as long as the id is up to 15 characters
-    id.append(digits.data(), static_cast<std::size_t>(end - digits.data()));
-    return id;
 }
 
 } // namespace duet::server

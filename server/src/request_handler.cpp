@@ -46,6 +46,13 @@ response error_response(server_state& st, const request& req, const http_error& 
     return error_with_id(st, req, e, st.ids.next(req.request_id), {});
 }
 
+response refusal_response(server_state& st, const http_error& e, unsigned version)
+{
+    request unread{boost::beast::http::verb::get, "", version == 10 ? 10U : 11U};
+    unread.keep_alive = false;
+    return error_response(st, unread, e);
+}
+
 namespace {
 
 // The response to a reporting handler's outcome: its error, its binary body, or its result with the report.
@@ -73,33 +80,29 @@ response respond(server_state& st, const request& req, const endpoint& ep, const
 
 } // namespace
 
-std::variant<response, handler_call> route_request(server_state& st, const request& req,
-                                                   steady_clock::time_point received, request_tally& tally)
+routed_request route_request(server_state& st, const request& req, steady_clock::time_point received)
 {
     if (req.method == http::verb::options && req.target == "*") {
         // OPTIONS * asks about the server as a whole (RFC 9110 9.3.7): the methods its endpoints take.
-        tally.endpoint = st.stats.other();
-        st.stats.request_started(tally.endpoint);
+        st.stats.request_started(st.stats.other());
         response res{http::status::ok, req.version};
         res.allow = "GET, HEAD";
-        return finish(st, req, std::move(res));
+        return {st.stats.other(), finish(st, req, std::move(res))};
     }
     auto match = st.routes.route(req.method, req.target);
     // A refused request still counts for the endpoint it was addressed to, when there is one.
     const endpoint* addressed = match ? match->ep : st.routes.find(req.target);
-    tally.endpoint = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
-    st.stats.request_started(tally.endpoint);
+    const auto counted = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
+    st.stats.request_started(counted);
     if (!match) {
-        return error_with_id(st, req, match.error(), st.ids.next(req.request_id),
-                             steady_clock::now() - received);
+        return {counted, error_with_id(st, req, match.error(), st.ids.next(req.request_id),
+                                       steady_clock::now() - received)};
     }
     const endpoint& ep = *match->ep;
     if (ep.plain != nullptr) {
-        auto res = ep.plain(st, req);
-        tally.stream = ep.streams && req.method == http::verb::get && res.status == http::status::ok;
-        return finish(st, req, std::move(res));
+        return {counted, finish(st, req, ep.plain(st, req))};
     }
-    return handler_call{&ep, std::move(match->params), st.ids.next(req.request_id)};
+    return {counted, handler_call{&ep, std::move(match->params), st.ids.next(req.request_id)}};
 }
 
 // A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
@@ -113,13 +116,14 @@ task<response> call_handler(server_state& st, const request& req, handler_call c
 }
 
 task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,
-                              request_tally& tally)
+                              std::size_t& endpoint)
 {
-    auto next = route_request(st, req, received, tally);
-    if (auto* call = std::get_if<handler_call>(&next)) {
+    auto routed = route_request(st, req, received);
+    endpoint = routed.endpoint;
+    if (auto* call = std::get_if<handler_call>(&routed.next)) {
         co_return co_await call_handler(st, req, std::move(*call), received);
     }
-    co_return std::move(std::get<response>(next));
+    co_return std::move(std::get<response>(routed.next));
 }
 
 } // namespace duet::server

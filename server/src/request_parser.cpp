@@ -1,5 +1,6 @@
 // The request parser's callbacks (what duet keeps of a request, and the rules Beast leaves to it), and the
 // refusal each broken rule is answered with.
+#include <duet/server/request_ids.hpp>
 #include <duet/server/request_parser.hpp>
 
 #include <boost/beast/core/string.hpp>
@@ -17,9 +18,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-
-// request_ids keeps a client's id only up to this length; a longer one is not worth storing.
-constexpr std::size_t max_kept_id = 64;
 
 bool is_digit(char c) noexcept
 {
@@ -249,7 +247,7 @@ void request_parser::on_field_impl(http::field name, beast::string_view name_str
     case http::field::unknown:
         if (!id_seen_ && beast::iequals(name_string, "X-Request-Id")) {
             id_seen_ = true; // the first one counts, as for a fields container's lookup
-            if (value.size() <= max_kept_id) {
+            if (value.size() <= request_ids::max_client_id) {
                 req_.request_id.assign(value.data(), value.size());
             }
         }

@@ -76,22 +76,15 @@ boost::system::result<router::match, http_error> router::route(http::verb method
     std::string_view query = qmark == std::string_view::npos ? std::string_view{} : origin.substr(qmark + 1);
     const endpoint* ep = find(target);
     if (ep == nullptr) {
-        return http_error{http::status::not_found,
-                          "not_found",
-                          "no endpoint at this path; GET / lists them",
-                          {},
-                          std::nullopt,
-                          {},
-                          {}};
+        return http_error{.status = http::status::not_found,
+                          .code = "not_found",
+                          .message = "no endpoint at this path; GET / lists them"};
     }
     if (method != http::verb::get && method != http::verb::head) {
-        return http_error{http::status::method_not_allowed,
-                          "method_not_allowed",
-                          "this endpoint accepts GET and HEAD only",
-                          {},
-                          std::nullopt,
-                          "GET, HEAD",
-                          {}};
+        return http_error{.status = http::status::method_not_allowed,
+                          .code = "method_not_allowed",
+                          .message = "this endpoint accepts GET and HEAD only",
+                          .allow = "GET, HEAD"};
     }
     auto params = parse_params(query, ep->params);
     if (!params) {

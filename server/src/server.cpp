@@ -1,9 +1,11 @@
+// The server's wiring: the pool, the io_context and its one thread, the listener, the timers that drive the
+// statistics, the deadline sweep, signals and the drain.
 #include <duet/cpu_allowance.hpp>
+#include <duet/server/listener.hpp>
 #include <duet/server/server.hpp>
 #include <duet/server/server_state.hpp>
-#include <duet/server/session.hpp>
+#include <duet/server/slack_timer.hpp>
 #include <duet/server/stats.hpp>
-#include <duet/server/wait_queue.hpp>
 #include <duet/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -111,7 +113,7 @@ struct server::impl
           pool{worker_count(cfg, cpus), static_cast<std::size_t>(cfg.pool.queue_limit), placement(cfg)},
           st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
-        st.waits = &wait_queue::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
+        st.wait_timer = &slack_timer::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
         listen_on(acceptor, listen_endpoint(cfg.server), static_cast<int>(cfg.server.backlog));
         if (cfg.log.access) {
             st.access_log = spdlog::get("access");
@@ -156,7 +158,7 @@ struct server::impl
         acceptor.close(ignored);
         // Idle keep-alive connections have no request to finish: close them now. Busy ones close after their
         // response, which carries Connection: close.
-        st.connections.for_each([&](connection& c) {
+        st.connections.for_each([&](connection_slot& c) {
             if (c.idle) {
                 c.socket.cancel(ignored);
             }
@@ -183,10 +185,8 @@ struct server::impl
         ioc.stop();
     }
 
-    // The event-loop probe: a timer due every interval; how late it fires is how long the loop was busy with
-    // something else. Recorded as lag; a lag over the threshold is a stall.
-    // The connections' deadlines (see connection): one timer for all of them. A deadline is kept within one
-    // period of the sweep, a tenth of the shortest timeout and at most 100 ms.
+    // The connections' deadlines (see connection_slot): one timer for all of them. A deadline is kept within
+    // one period of the sweep, a tenth of the shortest timeout and at most 100 ms.
     task<void> deadline_sweep()
     {
         const auto& sc = cfg.server;
@@ -203,7 +203,7 @@ struct server::impl
             const auto now = coarse_clock::now();
             // A passed deadline stays armed until its session clears it: an operation that completed just
             // before a cancel (which then found nothing pending) is followed by another, cancelled next time.
-            st.connections.for_each_due(now, [](connection& c) {
+            st.connections.for_each_due(now, [](connection_slot& c) {
                 c.expired = true;
                 boost::system::error_code ignored; // a socket with nothing pending has nothing to cancel
                 c.socket.cancel(ignored);
@@ -211,6 +211,8 @@ struct server::impl
         }
     }
 
+    // The event-loop probe: a timer due every interval; how late it fires is how long the loop was busy with
+    // something else. Recorded as lag; a lag over the threshold is a stall.
     task<void> probe_loop()
     {
         const auto interval = std::chrono::milliseconds{cfg.stats.loop_probe_interval_ms};

@@ -2,7 +2,7 @@
 #include "http_client.hpp"
 #include "running_server.hpp"
 
-#include <duet/server/session.hpp>
+#include <duet/server/listener.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -1,4 +1,5 @@
-#include <duet/server/server_state.hpp>
+// The connection_slot table without a server: slots taken and freed, deadlines found by the sweep.
+#include <duet/server/connection_table.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -12,7 +13,7 @@ namespace {
 
 namespace net = boost::asio;
 using duet::server::coarse_clock;
-using duet::server::connection;
+using duet::server::connection_slot;
 using duet::server::connection_table;
 using duet::server::tcp_socket;
 using namespace std::chrono_literals;
@@ -20,14 +21,14 @@ using namespace std::chrono_literals;
 std::vector<const tcp_socket*> due(const connection_table& t, coarse_clock::time_point now)
 {
     std::vector<const tcp_socket*> out;
-    t.for_each_due(now, [&](connection& c) { out.push_back(&c.socket); });
+    t.for_each_due(now, [&](connection_slot& c) { out.push_back(&c.socket); });
     return out;
 }
 
 std::size_t count(const connection_table& t)
 {
     std::size_t n = 0;
-    t.for_each([&](connection&) { ++n; });
+    t.for_each([&](connection_slot&) { ++n; });
     return n;
 }
 
@@ -36,7 +37,7 @@ TEST(ConnectionTable, TheSweepFindsOnlyThePassedDeadlines)
     net::io_context ioc;
     connection_table table;
     tcp_socket a{ioc}, b{ioc}, c{ioc};
-    connection ca{a, table}, cb{b, table}, cc{c, table};
+    connection_slot ca{a, table}, cb{b, table}, cc{c, table};
     const auto now = coarse_clock::now();
     ca.arm_until(now - 1ms);
     cb.arm_until(now + 1h);
@@ -51,7 +52,7 @@ TEST(ConnectionTable, TheSweepFindsOnlyThePassedDeadlines)
     EXPECT_EQ(count(table), 3U);
 }
 
-// A connection that closes leaves the table, deadline and all; the next one takes its slot, without its
+// A connection_slot that closes leaves the table, deadline and all; the next one takes its slot, without its
 // deadline.
 TEST(ConnectionTable, AClosedConnectionsSlotIsReusedWithoutItsDeadline)
 {
@@ -59,15 +60,15 @@ TEST(ConnectionTable, AClosedConnectionsSlotIsReusedWithoutItsDeadline)
     connection_table table;
     tcp_socket a{ioc}, b{ioc}, c{ioc};
     const auto now = coarse_clock::now();
-    connection ca{a, table};
+    connection_slot ca{a, table};
     {
-        connection cb{b, table};
+        connection_slot cb{b, table};
         cb.arm_until(now - 1ms);
         EXPECT_EQ(count(table), 2U);
     }
     EXPECT_EQ(count(table), 1U);
     EXPECT_TRUE(due(table, now).empty());
-    connection cc{c, table};
+    connection_slot cc{c, table};
     EXPECT_EQ(count(table), 2U);
     EXPECT_EQ(table.slots(), 2U); // b's slot, not a new one
     EXPECT_TRUE(due(table, now).empty());
@@ -81,7 +82,7 @@ TEST(ConnectionTable, SeesEveryOpenConnectionOnce)
     net::io_context ioc;
     connection_table table;
     std::vector<std::unique_ptr<tcp_socket>> sockets;
-    std::vector<std::optional<connection>> conns(1000);
+    std::vector<std::optional<connection_slot>> conns(1000);
     for (std::size_t i = 0; i < conns.size(); ++i) {
         sockets.push_back(std::make_unique<tcp_socket>(ioc));
         conns[i].emplace(*sockets[i], table);
@@ -93,7 +94,7 @@ TEST(ConnectionTable, SeesEveryOpenConnectionOnce)
         conns[i].emplace(*sockets[i], table);
     }
     std::vector<int> seen(conns.size(), 0);
-    table.for_each([&](connection& c) {
+    table.for_each([&](connection_slot& c) {
         for (std::size_t i = 0; i < sockets.size(); ++i) {
             if (&c.socket == sockets[i].get()) {
                 ++seen[i];

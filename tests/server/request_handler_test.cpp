@@ -1,8 +1,9 @@
+// Request handling without a network: a request goes in, a response with its report comes out.
 #include <duet/server/request_handler.hpp>
 
 #include <duet/server/report.hpp>
 #include <duet/server/server_state.hpp>
-#include <duet/server/wait_queue.hpp>
+#include <duet/server/slack_timer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,8 +27,8 @@ protected:
     RequestHandler() : pool_{2, 8}, st_{cfg_, pool_, duet::cpu_allowance{}}
     {
         st_.io_thread = duet::thread_ident::current();
-        st_.waits =
-            &duet::server::wait_queue::of(ioc_, std::chrono::microseconds{cfg_.server.timer_slack_us});
+        st_.wait_timer =
+            &duet::server::slack_timer::of(ioc_, std::chrono::microseconds{cfg_.server.timer_slack_us});
     }
 
     response handle(http::verb method, std::string target, std::string request_id = {})
@@ -35,7 +36,8 @@ protected:
         request req{method, target, 11};
         req.request_id = std::move(request_id);
         std::optional<response> res;
-        net::co_spawn(ioc_, duet::server::handle_request(st_, req, std::chrono::steady_clock::now(), tally_),
+        net::co_spawn(ioc_,
+                      duet::server::handle_request(st_, req, std::chrono::steady_clock::now(), endpoint_),
                       [&](std::exception_ptr e, response r) {
                           if (e) {
                               std::rethrow_exception(e);
@@ -53,7 +55,7 @@ protected:
     duet::server::worker_pool pool_;
     duet::server::server_state st_;
     net::io_context ioc_;
-    duet::server::request_tally tally_;
+    std::size_t endpoint_ = 0;
 };
 
 TEST_F(RequestHandler, SleepReportsTheEventLoopModelAndNoWorker)

@@ -1,4 +1,6 @@
 #pragma once
+// The lean request and response types: what duet reads from a request, and the few fields it sets on a
+// response.
 
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -68,6 +70,8 @@ struct response
     bool head_only = false;    ///< a HEAD: the header with the length of the body, and not the body
 
     unsigned status_code() const { return static_cast<unsigned>(status); }
+    /// The header of an event stream that the session writes next (a HEAD gets the header alone).
+    bool streams() const { return event_stream && !head_only; }
 };
 
 } // namespace duet::server

@@ -1,4 +1,6 @@
 #pragma once
+// The report on every /io and /cpu response: what a handler hands back (its result and how the work ran), and
+// how that is written as the JSON body and the Server-Timing header.
 
 #include <duet/server/http_types.hpp>
 #include <duet/server/params.hpp>
@@ -10,7 +12,6 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,7 +33,6 @@ struct work_report
     const thread_ident* worker = nullptr; ///< the pool worker, for worker-pool work
 };
 
-/// A reporting handler's success: its result and how it ran.
 /// A response body that is not JSON (an image), sent instead of {"result", "report"}.
 struct binary_body
 {
@@ -43,6 +43,8 @@ struct binary_body
 /// One named integer of a handler's result; the name is static text.
 struct result_field
 {
+    result_field() = default; ///< none: an unused place in result_fields
+
     template <std::integral T>
     result_field(std::string_view n, T v) : name{n}
     {
@@ -53,30 +55,31 @@ struct result_field
         }
     }
 
-    std::string_view name;
+    std::string_view name; ///< empty only for none
     std::variant<std::int64_t, std::uint64_t> value;
 };
 
 /// A handler's result: a flat object of named integers, {"n": 30, "value": 832040}, in order. Every
-/// endpoint's result has this shape; a fixed capacity means building one allocates nothing (it replaced a
-/// JSON document, whose allocations cost more than the rest of the report).
+/// endpoint's result has this shape; a fixed capacity means building one allocates nothing.
 class result_fields
 {
 public:
     static constexpr std::size_t capacity = 4; ///< the most any endpoint reports (/cpu/mandelbrot)
 
     result_fields() = default;
-    result_fields(std::initializer_list<result_field> fields);
+    /// One to `capacity` fields, in order: one parameter per place, so that a fifth does not compile.
+    result_fields(result_field a, result_field b = {}, result_field c = {}, result_field d = {});
 
     std::span<const result_field> items() const { return {fields_.data(), size_}; }
     /// The same as a JSON document (tests, and anything that is not the hot path).
     nlohmann::ordered_json to_json() const;
 
 private:
-    std::array<result_field, capacity> fields_{{{"", 0}, {"", 0}, {"", 0}, {"", 0}}};
+    std::array<result_field, capacity> fields_{};
     std::size_t size_ = 0;
 };
 
+/// A reporting handler's success: its result and how it ran.
 struct handler_output
 {
     result_fields result;
@@ -108,34 +111,5 @@ void append_server_timing(std::string& out, const timing& t);
 
 /// The same, as a string.
 std::string server_timing(const timing& t);
-
-/// Measures the CPU time of code that runs in pieces between suspensions on one thread: call pause() before a
-/// co_await and resume() after it, so that the time other requests use meanwhile is not counted.
-class cpu_meter
-{
-public:
-    cpu_meter() : started_{thread_cpu_time()} {}
-    void pause() { total_ += thread_cpu_time() - started_; }
-    void resume() { started_ = thread_cpu_time(); }
-    /// Total so far; call it while running (not paused).
-    std::chrono::nanoseconds total() const { return total_ + (thread_cpu_time() - started_); }
-
-private:
-    std::chrono::nanoseconds started_;
-    std::chrono::nanoseconds total_{};
-};
-
-/// Request ids: "<8 hex digits fixed per server>-<sequence in hex>", or the client's own X-Request-Id when
-/// it is 1-64 characters of [A-Za-z0-9._:-] (so a proxy's id carries through). I/O thread only.
-class request_ids
-{
-public:
-    request_ids();
-    std::string next(std::string_view from_client);
-
-private:
-    std::string prefix_; ///< the 8 hex digits and the dash
-    std::uint64_t sequence_ = 0;
-};
 
 } // namespace duet::server

@@ -18,19 +18,19 @@ namespace duet::server {
 struct server_state;
 struct endpoint;
 
-/// What routing tells its caller about a request, for accounting and for what happens next.
-struct request_tally
-{
-    std::size_t endpoint = 0; ///< index into the server's endpoint stats (the router's table, then "other")
-    bool stream = false; ///< the response is the header of an event stream: the caller streams events next
-};
-
 /// A request routed to a reporting handler (/io/..., /cpu/...), with its validated parameters and its id.
 struct handler_call
 {
     const endpoint* ep = nullptr;
     param_values params;
     std::string id;
+};
+
+/// What routing decided: the endpoint the request counts for, and either its answer or the handler to call.
+struct routed_request
+{
+    std::size_t endpoint = 0; ///< index into the server's endpoint stats (the router's table, then "other")
+    std::variant<response, handler_call> next;
 };
 
 /// Request handling is a function from request to response that touches no socket, so tests can call it
@@ -41,19 +41,23 @@ struct handler_call
 /// route_request routes and validates, and answers at once what needs no handler: plain endpoints such as
 /// /healthz, and refusals (404, 405, a parameter out of range). A plain function, so most requests are
 /// handled without a coroutine. Otherwise it returns the call to make.
-std::variant<response, handler_call> route_request(server_state& st, const request& req,
-                                                   std::chrono::steady_clock::time_point received,
-                                                   request_tally& tally);
+routed_request route_request(server_state& st, const request& req,
+                             std::chrono::steady_clock::time_point received);
 
 /// call_handler runs a routed request's handler and builds the response with its report and headers.
 task<response> call_handler(server_state& st, const request& req, handler_call call,
                             std::chrono::steady_clock::time_point received);
 
-/// Both halves in one, for callers with nothing to do in between (the session watches the client there).
+/// Both halves in one, for tests and benchmarks (the session watches the client in between). `endpoint` is
+/// set to route_request's.
 task<response> handle_request(server_state& st, const request& req,
-                              std::chrono::steady_clock::time_point received, request_tally& tally);
+                              std::chrono::steady_clock::time_point received, std::size_t& endpoint);
 
 /// The JSON error response for e, shaped for req (version, keep-alive, HEAD) and the server's state.
 response error_response(server_state& st, const request& req, const http_error& e);
+
+/// The JSON error response to a request that could not be read whole, before its connection closes: so no
+/// HEAD and no keep-alive, only its version (HTTP/1.0 or 1.1).
+response refusal_response(server_state& st, const http_error& e, unsigned version);
 
 } // namespace duet::server

@@ -31,13 +31,12 @@ using plain_handler = response (*)(server_state&, const request&);
 /// One endpoint: its path, parameters and the model it demonstrates. Exactly one of handler and plain is set.
 struct endpoint
 {
-    std::string path;
-    std::string model;        ///< "event-loop", "worker-pool or inline", or "none"
-    std::string demonstrates; ///< one line for the index
-    std::vector<param_spec> params;
+    std::string path{};
+    std::string model{};        ///< "event-loop", "worker-pool or inline", or "none"
+    std::string demonstrates{}; ///< one line for the index
+    std::vector<param_spec> params{};
     report_handler handler = nullptr;
     plain_handler plain = nullptr;
-    bool streams = false; ///< a 200 to GET is the header of an event stream that the session then writes
 };
 
 /// Maps (method, target) to an endpoint and its validated parameters. Built once; immutable after that.

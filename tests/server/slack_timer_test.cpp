@@ -1,4 +1,5 @@
-#include <duet/server/wait_queue.hpp>
+// The slack timer: waits end in deadline order, within the slack, share wake-ups, and cancel one by one.
+#include <duet/server/slack_timer.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -15,8 +16,8 @@
 namespace {
 
 namespace net = boost::asio;
-using duet::server::wait_queue;
-using clock_type = wait_queue::clock;
+using duet::server::slack_timer;
+using clock_type = slack_timer::clock;
 using namespace std::chrono_literals;
 using error_code = boost::system::error_code;
 
@@ -34,10 +35,10 @@ auto record(outcome& o)
     };
 }
 
-TEST(WaitQueue, AWaitEndsAfterItsDeadlineAndWithinItsSlack)
+TEST(SlackTimer, AWaitEndsAfterItsDeadlineAndWithinItsSlack)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 20ms);
+    auto& q = slack_timer::of(ioc, 20ms);
     outcome o;
     auto due = clock_type::now() + 30ms;
     q.async_wait_until(due, record(o));
@@ -49,10 +50,10 @@ TEST(WaitQueue, AWaitEndsAfterItsDeadlineAndWithinItsSlack)
     EXPECT_EQ(q.pending(), 0U);
 }
 
-TEST(WaitQueue, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
+TEST(SlackTimer, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     std::vector<int> order;
     auto now = clock_type::now();
     for (int i : {3, 1, 4, 2, 5}) {
@@ -66,10 +67,10 @@ TEST(WaitQueue, WaitsEndInDeadlineOrderWhateverTheOrderTheyStarted)
 }
 
 // Ended waits leave their nodes for the next ones; a wait in a reused node behaves like any other.
-TEST(WaitQueue, WaitsStartedAfterOthersEndedWorkTheSame)
+TEST(SlackTimer, WaitsStartedAfterOthersEndedWorkTheSame)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     for (int round = 0; round < 3; ++round) {
         std::vector<int> order;
         net::cancellation_signal cancel;
@@ -93,10 +94,10 @@ TEST(WaitQueue, WaitsStartedAfterOthersEndedWorkTheSame)
 
 // The point of the slack: waits whose deadlines are within it of the earliest end together, in one completion
 // of the queue's timer, that is one turn of the loop.
-TEST(WaitQueue, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
+TEST(SlackTimer, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 200ms);
+    auto& q = slack_timer::of(ioc, 200ms);
     auto now = clock_type::now();
     int done = 0;
     for (int i = 0; i < 100; ++i) {
@@ -112,10 +113,10 @@ TEST(WaitQueue, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
     EXPECT_EQ(q.pending(), 0U);
 }
 
-TEST(WaitQueue, AnEarlierWaitStartedLaterIsNotHeldUpByTheTimerSetForALaterOne)
+TEST(SlackTimer, AnEarlierWaitStartedLaterIsNotHeldUpByTheTimerSetForALaterOne)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     outcome late;
     outcome early;
     auto start = clock_type::now();
@@ -130,10 +131,10 @@ TEST(WaitQueue, AnEarlierWaitStartedLaterIsNotHeldUpByTheTimerSetForALaterOne)
     EXPECT_EQ(q.pending(), 1U);
 }
 
-TEST(WaitQueue, ACancelledWaitEndsAtOnceWithOperationAbortedAndTheOthersGoOn)
+TEST(SlackTimer, ACancelledWaitEndsAtOnceWithOperationAbortedAndTheOthersGoOn)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     net::cancellation_signal cancel;
     outcome cancelled;
     outcome kept;
@@ -152,10 +153,10 @@ TEST(WaitQueue, ACancelledWaitEndsAtOnceWithOperationAbortedAndTheOthersGoOn)
 
 // A cancellation slot keeps its handler until the next operation replaces it: a signal emitted again, or
 // after the wait has ended, must find nothing to do.
-TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
+TEST(SlackTimer, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     net::cancellation_signal ended_signal;
     net::cancellation_signal twice_signal;
     outcome ended;
@@ -185,10 +186,10 @@ TEST(WaitQueue, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
 
 // With nothing pending the queue holds no timer: io_context::run returns, as it does when the last Asio timer
 // is cancelled, rather than at the cancelled wait's deadline.
-TEST(WaitQueue, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
+TEST(SlackTimer, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
 {
     net::io_context ioc;
-    auto& q = wait_queue::of(ioc, 0ms);
+    auto& q = slack_timer::of(ioc, 0ms);
     net::cancellation_signal cancel;
     outcome o;
     auto start = clock_type::now();
@@ -202,14 +203,14 @@ TEST(WaitQueue, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
 
 // Like the operations Asio owns, a wait still pending when the io_context is destroyed is destroyed with it
 // (a suspended coroutine's frames are freed), never invoked.
-TEST(WaitQueue, PendingWaitsAreDestroyedNotInvokedWhenTheContextGoes)
+TEST(SlackTimer, PendingWaitsAreDestroyedNotInvokedWhenTheContextGoes)
 {
     auto owned = std::make_shared<int>(0);
     std::weak_ptr<int> watch = owned;
     bool invoked = false;
     {
         net::io_context ioc;
-        auto& q = wait_queue::of(ioc, 0ms);
+        auto& q = slack_timer::of(ioc, 0ms);
         q.async_wait_until(clock_type::now() + 1h,
                            [held = std::move(owned), &invoked](error_code) { invoked = true; });
         ioc.poll();

@@ -1,4 +1,6 @@
 #pragma once
+// One timer for every wait of the I/O thread's requests, with a slack, so that waits ending close together
+// share one wake-up.
 
 #include <duet/server/io.hpp>
 
@@ -28,19 +30,19 @@ namespace duet::server {
 /// does its own operations. It belongs to the I/O thread: start waits and run the io_context on that thread
 /// only. A wait completes there, from the queue's timer: its handler is called directly, not through its
 /// associated executor, so it must be one that runs on this io_context (a coroutine of the I/O thread is).
-class wait_queue : public boost::asio::execution_context::service
+class slack_timer : public boost::asio::execution_context::service
 {
 public:
     using clock = std::chrono::steady_clock;
-    using key_type = wait_queue;
+    using key_type = slack_timer;
 
     /// The io_context's queue, made on first use (server.timer_slack_us gives the slack).
-    static wait_queue& of(boost::asio::io_context& ioc, clock::duration slack)
+    static slack_timer& of(boost::asio::io_context& ioc, clock::duration slack)
     {
-        return boost::asio::make_service<wait_queue>(ioc, ioc.get_executor(), slack);
+        return boost::asio::make_service<slack_timer>(ioc, ioc.get_executor(), slack);
     }
 
-    wait_queue(boost::asio::execution_context& owner, io_executor ex, clock::duration slack);
+    slack_timer(boost::asio::execution_context& owner, io_executor ex, clock::duration slack);
 
     /// Completes with no error once `due` has passed, at most about `slack` after it (later only while the
     /// loop is busy), or with operation_aborted as soon as its cancellation slot is emitted (any type: a

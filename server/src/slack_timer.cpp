@@ -1,4 +1,6 @@
-#include <duet/server/wait_queue.hpp>
+// The slack timer: waits in deadline order, one Asio timer set to the earliest plus the slack, cancellation
+// per wait.
+#include <duet/server/slack_timer.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/error.hpp>
@@ -11,11 +13,11 @@ namespace duet::server {
 
 namespace net = boost::asio;
 
-wait_queue::wait_queue(net::execution_context& owner, io_executor ex, clock::duration slack)
+slack_timer::slack_timer(net::execution_context& owner, io_executor ex, clock::duration slack)
     : service{owner}, timer_{std::move(ex)}, slack_{slack}
 {}
 
-void wait_queue::start(clock::time_point due, handler h)
+void slack_timer::start(clock::time_point due, handler h)
 {
     auto slot = net::get_associated_cancellation_slot(h);
     wait_map::iterator w;
@@ -44,7 +46,7 @@ void wait_queue::start(clock::time_point due, handler h)
     arm();
 }
 
-void wait_queue::cancel(wait_map::iterator w)
+void slack_timer::cancel(wait_map::iterator w)
 {
     // Posted, not called: the canceller is in the middle of emitting its signal.
     net::post(timer_.get_executor(), net::append(std::move(w->second.done), net::error::operation_aborted));
@@ -52,7 +54,7 @@ void wait_queue::cancel(wait_map::iterator w)
     arm();
 }
 
-void wait_queue::on_timer()
+void slack_timer::on_timer()
 {
     armed_ = clock::time_point::max();
     auto now = clock::now();
@@ -72,7 +74,7 @@ void wait_queue::on_timer()
     arm();
 }
 
-void wait_queue::recycle(wait_map::node_type node)
+void slack_timer::recycle(wait_map::node_type node)
 {
     if (spare_.size() < max_spare) {
         spare_.push_back(std::move(node));
@@ -81,7 +83,7 @@ void wait_queue::recycle(wait_map::node_type node)
 
 // Keeps the timer set to the earliest deadline plus the slack while any wait is pending (the pending timer is
 // also what keeps io_context::run from returning), and not set at all when none is.
-void wait_queue::arm()
+void slack_timer::arm()
 {
     if (waits_.empty()) {
         if (armed_ != clock::time_point::max()) {
@@ -103,7 +105,7 @@ void wait_queue::arm()
     });
 }
 
-void wait_queue::shutdown()
+void slack_timer::shutdown()
 {
     // Nothing is invoked. Destroying a suspended request's handler hands its coroutine frames to the
     // scheduler, which destroys them in its own shutdown, after this one (services shut down newest first),

@@ -178,17 +178,17 @@ net::cancellation_slot connection::cancellation_slot(client_watch& watch) noexce
 }
 
 connection::connection(tcp_socket socket, const duet::server_config& sc, connection_table& table,
-                       const bool& draining, std::shared_ptr<client_watch> watch)
+                       const bool* draining, std::shared_ptr<client_watch> watch)
     : socket_{std::move(socket)}, sc_{sc}, draining_{draining}, slot_{socket_, table},
       watch_{std::move(watch)}, buffer_{static_cast<std::size_t>(sc.max_header_bytes) + read_chunk}
 {}
 
 connection::~connection() = default;
 
-void connection::assert_io_thread() const noexcept
+void connection::assert_io_thread() noexcept
 {
     // The io_context's UNSAFE_IO hint drops each socket's lock on this promise (docs/ARCHITECTURE.md).
-    assert(const_cast<tcp_socket&>(socket_).get_executor().running_in_this_thread());
+    assert(socket_.get_executor().running_in_this_thread());
 }
 
 task<read_result> connection::read_request(request& req)
@@ -257,7 +257,7 @@ task<read_result> connection::read_request(request& req)
             continue;
         }
         const bool waiting = buffer_.size() == 0 && !parser.started();
-        if (waiting && draining_) {
+        if (waiting && *draining_) {
             co_return close_reason::drain;
         }
         if (!waiting && !due) {
@@ -381,6 +381,7 @@ task<void> connection::linger()
 
 void connection::shutdown() noexcept
 {
+    assert_io_thread();
     beast::error_code ignored;
     socket_.shutdown(tcp_socket::shutdown_send, ignored);
 }
@@ -391,7 +392,7 @@ close_reason connection::reason_for(const beast::error_code& ec, close_reason on
         return on_timeout;
     }
     if (ec == net::error::operation_aborted) {
-        return draining_ ? close_reason::drain : close_reason::error;
+        return *draining_ ? close_reason::drain : close_reason::error;
     }
     if (ec == net::error::eof || ec == net::error::connection_reset) {
         return close_reason::client;
@@ -407,8 +408,14 @@ std::string connection::peer() const
 
 void connection::set_send_buffer(int bytes) noexcept
 {
+    assert_io_thread();
     beast::error_code ignored; // a refusal leaves the kernel's default, which the write deadline still bounds
     socket_.set_option(net::socket_base::send_buffer_size{bytes}, ignored);
+}
+
+bool connection::reading_ahead() const noexcept
+{
+    return watch_->state == client_watch::phase::reading;
 }
 
 } // namespace duet::server

@@ -109,9 +109,10 @@ task<void> run_listener(tcp_acceptor& acceptor, server_state& st)
             st.stats.connection_closed(close_reason::over_capacity);
             continue;
         }
-        boost::system::error_code
-            ignored; // a socket that is already gone fails here and then in its first read
-        socket.non_blocking(true, ignored); // responses are sent at once, without waiting (connection::send)
+        // Responses are sent at once, without waiting (connection::send). A socket that is already gone fails
+        // here and then in its first read.
+        boost::system::error_code ignored;
+        socket.non_blocking(true, ignored);
         ++st.open_connections;
         start_session(std::move(socket), st);
     }

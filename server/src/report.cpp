@@ -83,9 +83,10 @@ result_fields::result_fields(result_field a, result_field b, result_field c, res
     : fields_{a, b, c, d}
 {
     static_assert(capacity == 4, "one constructor parameter per place");
-    size_ = static_cast<std::size_t>(
-        std::find_if(fields_.begin(), fields_.end(), [](const result_field& f) { return f.name.empty(); }) -
-        fields_.begin());
+    const auto none = [](const result_field& f) { return f.name.empty(); };
+    const auto end = std::find_if(fields_.begin(), fields_.end(), none);
+    assert(std::all_of(end, fields_.end(), none)); // fields fill the first places, without gaps
+    size_ = static_cast<std::size_t>(end - fields_.begin());
 }
 
 nlohmann::ordered_json result_fields::to_json() const

@@ -1,6 +1,6 @@
 // One coroutine per connection, in the shape of Beast's do_session: read a request, route it, handle it
 // (while watching whether the client leaves), send the response, record it once, loop while keep-alive holds.
-// What each step costs at speed is behind connection and route_request.
+// The fast paths live in connection and route_request.
 #include <duet/server/connection.hpp>
 #include <duet/server/request_handler.hpp>
 #include <duet/server/server_state.hpp>
@@ -25,7 +25,8 @@ namespace {
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
 constexpr unsigned client_closed_request = 499;
 
-// A request's one record, whatever its end: its endpoint's statistics and the access log.
+// A request's one record, whatever its end: its endpoint's statistics and the access log (which, as nginx's,
+// also lists refused requests; "-" stands for a method or target that could not be read).
 void record(server_state& st, const request& req, const std::string& peer, std::size_t endpoint,
             unsigned status, std::size_t bytes, steady_clock::time_point received)
 {
@@ -33,7 +34,9 @@ void record(server_state& st, const request& req, const std::string& peer, std::
     st.stats.request_finished(endpoint, status, now - received, now);
     if (st.access_log) {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - received).count();
-        st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, req.method_string(), req.target,
+        const auto method = req.method_string();
+        st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, method.empty() ? "-" : method,
+                            req.target.empty() ? std::string_view{"-"} : std::string_view{req.target},
                             req.version / 10, req.version % 10, status, bytes, us);
     }
 }
@@ -78,7 +81,7 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
 {
     // A cancelled wait (the client left) is an outcome the handlers look at, not an exception.
     co_await net::this_coro::throw_if_cancelled(false);
-    connection conn{std::move(socket), st.cfg.server, st.connections, st.draining, std::move(watch)};
+    connection conn{std::move(socket), st.cfg.server, st.connections, &st.draining, std::move(watch)};
     const auto peer = st.access_log ? conn.peer() : std::string{};
     request req; // its strings are reused from one request to the next
     close_reason reason = close_reason::client;
@@ -96,9 +99,10 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
 
         const auto received = steady_clock::now();
         auto routed = route_request(st, req, received);
-        if (auto* call = std::get_if<handler_call>(&routed.next)) { // a handler that takes time
-            auto handling = call_handler(st, req, std::move(*call), received);
-            // The call becomes its response: one response in the frame that every waiting connection keeps.
+        if (std::holds_alternative<handler_call>(routed.next)) { // a handler that takes time
+            auto handling = call_handler(st, req, std::move(std::get<handler_call>(routed.next)), received);
+            // The call now lives in handling's frame: its place takes the response, so that the frame every
+            // waiting connection keeps holds one response, not two.
             auto& handled = routed.next.emplace<response>();
             if (!co_await conn.unless_client_leaves(std::move(handling), handled)) {
                 record(st, req, peer, routed.endpoint, client_closed_request, 0, received);

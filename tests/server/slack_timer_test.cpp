@@ -93,7 +93,7 @@ TEST(SlackTimer, WaitsStartedAfterOthersEndedWorkTheSame)
 }
 
 // The point of the slack: waits whose deadlines are within it of the earliest end together, in one completion
-// of the queue's timer, that is one turn of the loop.
+// of the one timer, that is one turn of the loop.
 TEST(SlackTimer, WaitsWithinTheSlackOfTheEarliestEndInOneTurnOfTheLoop)
 {
     net::io_context ioc;
@@ -184,7 +184,7 @@ TEST(SlackTimer, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
     EXPECT_FALSE(*reusing.ec) << "the ended wait's signal cancelled the wait that reused its node";
 }
 
-// With nothing pending the queue holds no timer: io_context::run returns, as it does when the last Asio timer
+// With nothing pending the slack timer holds no Asio timer: io_context::run returns, as it does when the last Asio timer
 // is cancelled, rather than at the cancelled wait's deadline.
 TEST(SlackTimer, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
 {

@@ -39,9 +39,9 @@ using read_result = std::variant<std::monostate, http_error, close_reason>;
 /// sending and discards what still arrives for a bounded time, so that the client reads the refusal rather
 /// than a reset.
 ///
-/// Operations on the I/O thread only, one at a time (a debug build asserts the thread). The connection must
-/// be spawned with a completion handler whose cancellation slot is cancellation_slot(watch): that is how a
-/// client that leaves cancels what its handling awaits.
+/// Operations on the I/O thread only, one at a time (a debug build asserts the thread). The coroutine that
+/// owns the connection must be spawned with a completion handler whose cancellation slot is
+/// cancellation_slot(watch): that is how a client that leaves cancels what its handling awaits.
 class connection
 {
 public:
@@ -50,9 +50,10 @@ public:
     static std::shared_ptr<client_watch> make_watch();
     static boost::asio::cancellation_slot cancellation_slot(client_watch& watch) noexcept;
 
-    /// `draining` is the server's drain flag: a connection waiting for a request when it is set closes.
+    /// `draining` points to the server's drain flag: a connection waiting for a request when it is set
+    /// closes.
     connection(tcp_socket socket, const duet::server_config& sc, connection_table& table,
-               const bool& draining, std::shared_ptr<client_watch> watch);
+               const bool* draining, std::shared_ptr<client_watch> watch);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -60,8 +61,10 @@ public:
     /// Reads the next request into `req` (cleared first; its strings keep their capacity).
     task<read_result> read_request(request& req);
 
-    /// Writes `res` whole within the write deadline.
+    /// Writes `res` whole within the write deadline. The task refers to res's body: keep res until it is
+    /// done.
     task<boost::system::error_code> send(const response& res);
+    task<boost::system::error_code> send(response&&) = delete;
     /// Writes `bytes` whole within the write deadline (an event of a stream).
     task<boost::system::error_code> send(boost::asio::const_buffer bytes);
 
@@ -87,15 +90,19 @@ public:
     /// A fixed kernel send buffer (an event stream's): a stalled reader then cannot sit on megabytes.
     void set_send_buffer(int bytes) noexcept;
 
+    /// Whether the last handling's watch left a read of the socket pending, which the next read_request takes
+    /// over (for tests: that the next request costs no fresh read).
+    bool reading_ahead() const noexcept;
+
 private:
     template <typename Buffers>
     task<boost::system::error_code> send_buffers(Buffers buffers); // by value: the frame outlives a temporary
     bool start_watching();
-    void assert_io_thread() const noexcept;
+    void assert_io_thread() noexcept;
 
     tcp_socket socket_;
     const duet::server_config& sc_;
-    const bool& draining_;
+    const bool* draining_;
     connection_slot slot_;
     std::shared_ptr<client_watch> watch_;
     boost::beast::flat_buffer buffer_;

@@ -47,8 +47,8 @@ struct server_state
     server_stats stats;
     event_feed feed;             ///< /stats snapshots for /stats/stream subscribers
     std::uint64_t jobs_made = 0; ///< CPU jobs created, counted for faults.fail_every_nth_job
-    slack_timer* wait_timer =
-        nullptr; ///< the io_context's, for /io/sleep and /io/fanout; made with the io_context
+    /// The io_context's, for /io/sleep and /io/fanout; made with the io_context.
+    slack_timer* wait_timer = nullptr;
 
     // Connections and the drain.
     connection_table connections;

@@ -28,7 +28,7 @@ namespace duet::server {
 ///
 /// An execution-context service, so that the io_context's shutdown destroys the waits still pending, as it
 /// does its own operations. It belongs to the I/O thread: start waits and run the io_context on that thread
-/// only. A wait completes there, from the queue's timer: its handler is called directly, not through its
+/// only. A wait completes there, from the one timer: its handler is called directly, not through its
 /// associated executor, so it must be one that runs on this io_context (a coroutine of the I/O thread is).
 class slack_timer : public boost::asio::execution_context::service
 {
@@ -36,7 +36,7 @@ public:
     using clock = std::chrono::steady_clock;
     using key_type = slack_timer;
 
-    /// The io_context's queue, made on first use (server.timer_slack_us gives the slack).
+    /// The io_context's slack timer, made on first use (server.timer_slack_us gives the slack).
     static slack_timer& of(boost::asio::io_context& ioc, clock::duration slack)
     {
         return boost::asio::make_service<slack_timer>(ioc, ioc.get_executor(), slack);

@@ -2,6 +2,7 @@
 #include <duet/client/engine.hpp>
 #include <duet/client/options.hpp>
 #include <duet/client/results.hpp>
+#include <duet/client/trace_fetch.hpp>
 #include <duet/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -98,6 +99,7 @@ int main(int argc, char** argv)
     std::vector<std::string> header_texts;
     std::string body_file;
     std::string json_out;
+    std::string trace_out;
     bool latency = false;
     bool quiet = false;
     bool no_server_view = false;
@@ -126,6 +128,10 @@ int main(int argc, char** argv)
     app.add_option("--json", json_out, "write the result as JSON to FILE ('-' or no FILE: standard output)")
         ->expected(0, 1)
         ->default_str("-");
+    app.add_option(
+        "--trace", trace_out,
+        "after the run, write the server's timeline of it to FILE (duet's /trace, in the Trace Event "
+        "Format: open it in https://ui.perfetto.dev or chrome://tracing)");
     app.add_flag("-q,--quiet", quiet, "no progress line and no text summary");
     app.add_option(
            "--max-error-rate", max_error_rate,
@@ -244,6 +250,27 @@ int main(int argc, char** argv)
                 return exit_usage;
             }
             out << doc.dump(2) << "\n";
+        }
+    }
+
+    if (!trace_out.empty()) {
+        // The run's measured window, and the moments since it ended; the server cuts it to what it keeps.
+        const auto window =
+            std::chrono::ceil<std::chrono::milliseconds>(result.elapsed) + std::chrono::milliseconds{250};
+        try {
+            const auto trace = duet::client::fetch_trace(o.target, window, std::chrono::milliseconds{30000});
+            std::ofstream out{trace_out, std::ios::binary};
+            if (!out || !(out << trace.json)) {
+                std::cerr << "duet-load: cannot write " << trace_out << "\n";
+                return exit_usage;
+            }
+            if (!quiet) {
+                std::cout << "Trace of the last " << trace.window_ms << " ms written to " << trace_out
+                          << " (open it in https://ui.perfetto.dev or chrome://tracing)\n";
+            }
+        } catch (const duet::client::trace_error& e) {
+            std::cerr << "duet-load: --trace: " << e.what() << "\n";
+            return exit_errors;
         }
     }
 

@@ -205,6 +205,7 @@ task<read_result> connection::read_request(request& req)
         // where they are: a request that fits there (most do) needs no read buffer at all.
         const bool from_watch = buffer_.size() == 0 && w.has_bytes();
         if (from_watch || buffer_.size() > 0) {
+            received_at_ = std::chrono::steady_clock::now(); // the last time is the request's
             beast::error_code ec;
             const bool in_header = !parser.is_header_done();
             std::size_t used = 0;

@@ -141,6 +141,18 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
                    .model = "none",
                    .demonstrates = "Prometheus text exposition format 0.0.4",
                    .plain = metrics});
+    eps.push_back({.path = "/trace",
+                   .model = "none",
+                   .demonstrates =
+                       "the timeline of the last ms, as Perfetto and chrome://tracing open it: each "
+                       "request's slices on duet-io, its waits, its jobs on the workers",
+                   .params = {param_spec{.name = "ms",
+                                         .min = 1,
+                                         .max = lim.max_trace_ms,
+                                         .unit = "ms",
+                                         .doc = "how far back the timeline goes",
+                                         .limit_key = "limits.max_trace_ms"}},
+                   .handler = trace_timeline});
     eps.push_back({.path = "/io/sleep",
                    .model = "event-loop",
                    .demonstrates = "concurrency: one timer wait (a stand-in for a database call); thousands "

@@ -96,6 +96,7 @@ struct cpu_run
     R value{};
     work_report work;
     nlohmann::ordered_json split = nullptr;
+    std::vector<job_run> jobs{}; ///< for the timeline
 };
 
 template <typename R>
@@ -129,7 +130,10 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inli
         .core_end = out.timing.core_end,
         .worker = out.worker,
     };
-    co_return cpu_run<std::invoke_result_t<Job&>>{std::move(out.value), work};
+    co_return cpu_run<std::invoke_result_t<Job&>>{
+        .value = std::move(out.value),
+        .work = work,
+        .jobs = {job_run{.worker = out.worker, .timing = out.timing}}};
 }
 
 // Fork-join: every part is a job on the pool, all submitted at once and awaited together (a parallel group),
@@ -178,6 +182,7 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::ve
         last_finish = std::max(last_finish, out.timing.finished);
         part_service += out.timing.service();
         run.work.cpu += out.timing.cpu;
+        run.jobs.push_back({.worker = out.worker, .timing = out.timing});
         nlohmann::ordered_json part = {{"part", i}};
         describe_part(part, i);
         part["worker"] = {{"name", out.worker->name}, {"tid", out.worker->tid}};
@@ -221,9 +226,11 @@ struct primes_part
     std::uint64_t operator()() const { return kernels::count_primes_in(lo, hi); }
 };
 
-handler_output output(result_fields result, work_report work, nlohmann::ordered_json split)
+template <typename R>
+handler_output output(result_fields result, cpu_run<R>& run)
 {
-    return handler_output{std::move(result), work, std::move(split), std::nullopt};
+    return handler_output{
+        .result = result, .work = run.work, .split = std::move(run.split), .jobs = std::move(run.jobs)};
 }
 
 } // namespace
@@ -240,7 +247,7 @@ task<handler_result> cpu_primes(server_state& st, const param_values& p)
         if (!r) {
             co_return r.error();
         }
-        co_return output({{"n", n}, {"primes", r->value}}, r->work, nullptr);
+        co_return output({{"n", n}, {"primes", r->value}}, *r);
     }
     auto bounds = kernels::split_primes(n, static_cast<unsigned>(p.get("parts")));
     std::vector<primes_part> jobs;
@@ -255,7 +262,7 @@ task<handler_result> cpu_primes(server_state& st, const param_values& p)
     if (!r) {
         co_return r.error();
     }
-    co_return output({{"n", n}, {"primes", r->value}}, r->work, std::move(r->split));
+    co_return output({{"n", n}, {"primes", r->value}}, *r);
 }
 
 task<handler_result> cpu_fib(server_state& st, const param_values& p)
@@ -265,7 +272,7 @@ task<handler_result> cpu_fib(server_state& st, const param_values& p)
     if (!r) {
         co_return r.error();
     }
-    co_return output({{"n", n}, {"value", r->value}}, r->work, nullptr);
+    co_return output({{"n", n}, {"value", r->value}}, *r);
 }
 
 task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
@@ -312,9 +319,8 @@ task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
     if (!r) {
         co_return r.error();
     }
-    auto out =
-        output({{"size", size}, {"iter", iter}, {"in_set", r->value.in_set}, {"checksum", r->value.checksum}},
-               r->work, std::move(r->split));
+    auto out = output(
+        {{"size", size}, {"iter", iter}, {"in_set", r->value.in_set}, {"checksum", r->value.checksum}}, *r);
     if (pgm) {
         // Binary PGM (P5): a header, then one byte per pixel, row by row; any image viewer opens it.
         auto data = fmt::format("P5\n{} {}\n255\n", size, size);

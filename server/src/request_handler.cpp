@@ -2,6 +2,7 @@
 // a plain function, and the coroutine that awaits a handler and builds the report.
 #include <duet/server/request_handler.hpp>
 #include <duet/server/server_state.hpp>
+#include <duet/server/trace.hpp>
 
 namespace duet::server {
 
@@ -56,13 +57,32 @@ response refusal_response(server_state& st, const http_error& e, unsigned versio
 namespace {
 
 // The response to a reporting handler's outcome: its error, its binary body, or its result with the report.
-response respond(server_state& st, const request& req, const endpoint& ep, const param_values& params,
-                 std::string id, steady_clock::time_point received, handler_result out)
+// The handler's jobs, into the timeline: on the lane of the worker that ran each (0: inline).
+void record_jobs(server_state& st, std::uint64_t seq, const std::vector<job_run>& jobs)
+{
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        const auto& j = jobs[i];
+        st.trace.record(trace_job{.seq = seq,
+                                  .lane = static_cast<std::uint16_t>(st.pool.lane_of(j.worker)),
+                                  .part = static_cast<std::uint16_t>(i),
+                                  .enqueued = j.timing.enqueued,
+                                  .started = j.timing.started,
+                                  .finished = j.timing.finished});
+    }
+}
+
+response respond(server_state& st, const request& req, const endpoint& ep, handler_call& call,
+                 steady_clock::time_point received, handler_result out)
 {
     auto total = steady_clock::now() - received;
+    std::string id = std::move(call.id);
     if (!out) {
         return error_with_id(st, req, out.error(), std::move(id), total);
     }
+    if (call.seq != 0) {
+        record_jobs(st, call.seq, out->jobs);
+    }
+    const auto& params = call.params;
     response res;
     if (out->binary) {
         res = response{http::status::ok, req.version};
@@ -75,6 +95,7 @@ response respond(server_state& st, const request& req, const endpoint& ep, const
         res = json_response(http::status::ok, std::move(body), req, std::move(id));
     }
     res.server_timing = timing{out->work.queue, out->work.service, total};
+    res.lease = std::move(out->lease);
     return finish(st, req, std::move(res));
 }
 
@@ -87,22 +108,28 @@ routed_request route_request(server_state& st, const request& req, steady_clock:
         st.stats.request_started(st.stats.other());
         response res{http::status::ok, req.version};
         res.allow = "GET, HEAD";
-        return {st.stats.other(), finish(st, req, std::move(res))};
+        return {st.stats.other(), finish(st, req, std::move(res)), st.trace.next_seq()};
     }
     auto match = st.routes.route(req.method, req.target);
     // A refused request still counts for the endpoint it was addressed to, when there is one.
     const endpoint* addressed = match ? match->ep : st.routes.find(req.target);
     const auto counted = addressed != nullptr ? st.routes.index_of(addressed) : st.stats.other();
     st.stats.request_started(counted);
+    const auto seq = st.trace.next_seq();
     if (!match) {
-        return {counted, error_with_id(st, req, match.error(), st.ids.next(req.request_id),
-                                       steady_clock::now() - received)};
+        return {counted,
+                error_with_id(st, req, match.error(), st.ids.next(req.request_id),
+                              steady_clock::now() - received),
+                seq};
     }
     const endpoint& ep = *match->ep;
     if (ep.plain != nullptr) {
-        return {counted, finish(st, req, ep.plain(st, req))};
+        return {counted, finish(st, req, ep.plain(st, req)), seq};
     }
-    return {counted, handler_call{&ep, std::move(match->params), st.ids.next(req.request_id)}};
+    return {counted,
+            handler_call{
+                .ep = &ep, .params = std::move(match->params), .id = st.ids.next(req.request_id), .seq = seq},
+            seq};
 }
 
 // A coroutine frame keeps every local for the whole request, and a connection's frames are most of what it
@@ -111,8 +138,7 @@ routed_request route_request(server_state& st, const request& req, steady_clock:
 task<response> call_handler(server_state& st, const request& req, handler_call call,
                             steady_clock::time_point received)
 {
-    co_return respond(st, req, *call.ep, call.params, std::move(call.id), received,
-                      co_await call.ep->handler(st, call.params));
+    co_return respond(st, req, *call.ep, call, received, co_await call.ep->handler(st, call.params));
 }
 
 task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,

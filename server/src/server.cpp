@@ -225,6 +225,15 @@ struct server::impl
             }
             auto now = std::chrono::steady_clock::now();
             st.stats.record_loop_lag(now - due, now);
+            if (st.trace.enabled()) {
+                st.trace.record(trace_counters{
+                    .at = now,
+                    .in_flight = static_cast<std::uint32_t>(st.stats.in_flight()),
+                    .queued = static_cast<std::uint32_t>(st.pool.queued()),
+                    .busy = st.pool.busy(),
+                    .lag_us = static_cast<std::uint32_t>(
+                        std::chrono::duration_cast<std::chrono::microseconds>(now - due).count())});
+            }
             due = now + interval;
         }
     }

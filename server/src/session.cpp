@@ -6,6 +6,7 @@
 #include <duet/server/server_state.hpp>
 #include <duet/server/session.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/trace.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -25,15 +26,45 @@ namespace {
 // nginx's code for a request whose client went away before the answer: logged and counted, never sent.
 constexpr unsigned client_closed_request = 499;
 
-// A request's one record, whatever its end: its endpoint's statistics and the access log (which, as nginx's,
-// also lists refused requests; "-" stands for a method or target that could not be read).
+// When a request's steps happened, kept in the session's frame while it runs (so: small).
+struct request_times
+{
+    steady_clock::time_point received{};
+    steady_clock::time_point dispatched{}; ///< its handler began (unset: a plain answer, or not recorded)
+    steady_clock::time_point written{};    ///< an event stream's header was sent (unset: when recorded)
+};
+
+// A request's one record, whatever its end: its endpoint's statistics, the timeline, and the access log
+// (which, as nginx's, also lists refused requests; "-" stands for a method or target that could not be read).
+// `res` is null when the client left before its answer (499).
 void record(server_state& st, const request& req, const std::string& peer, std::size_t endpoint,
-            unsigned status, std::size_t bytes, steady_clock::time_point received)
+            std::uint64_t seq, const request_times& times, const response* res)
 {
     const auto now = steady_clock::now();
-    st.stats.request_finished(endpoint, status, now - received, now);
+    const auto status = res != nullptr ? res->status_code() : client_closed_request;
+    st.stats.request_finished(endpoint, status, now - times.received, now);
+    if (seq != 0) {
+        trace_request t{.seq = seq,
+                        .endpoint = static_cast<std::uint16_t>(endpoint),
+                        .status = static_cast<std::uint16_t>(status),
+                        .began = times.received,
+                        .dispatched = times.dispatched,
+                        .sent = times.written == steady_clock::time_point{} ? now : times.written};
+        if (res != nullptr && res->server_timing && times.dispatched != steady_clock::time_point{}) {
+            t.resumed = times.received + res->server_timing->total; // when the handler's result was back
+        }
+        if (res != nullptr) {
+            t.id_size = copy_cut(t.id, res->request_id);
+        }
+        const auto query = req.target.find('?');
+        if (query != std::string::npos) {
+            t.query_size = copy_cut(t.query, std::string_view{req.target}.substr(query + 1));
+        }
+        st.trace.record(t);
+    }
     if (st.access_log) {
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - received).count();
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - times.received).count();
+        const auto bytes = res == nullptr || res->head_only ? 0 : res->body.size();
         const auto method = req.method_string();
         st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, method.empty() ? "-" : method,
                             req.target.empty() ? std::string_view{"-"} : std::string_view{req.target},
@@ -69,11 +100,11 @@ task<close_reason> stream_events(connection& conn, server_state& st, bool header
 task<void> refuse(connection& conn, server_state& st, const request& req, const std::string& peer,
                   const http_error& e)
 {
-    const auto received = steady_clock::now();
+    const request_times times{.received = conn.received_at()};
     st.stats.request_started(st.stats.other());
     const auto res = refusal_response(st, e, req.version);
     co_await conn.send(res);
-    record(st, req, peer, st.stats.other(), res.status_code(), res.body.size(), received);
+    record(st, req, peer, st.stats.other(), st.trace.next_seq(), times, &res);
     co_await conn.linger();
 }
 
@@ -97,15 +128,19 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
             break;
         }
 
-        const auto received = steady_clock::now();
-        auto routed = route_request(st, req, received);
+        request_times times{.received = conn.received_at()};
+        auto routed = route_request(st, req, times.received);
         if (std::holds_alternative<handler_call>(routed.next)) { // a handler that takes time
-            auto handling = call_handler(st, req, std::move(std::get<handler_call>(routed.next)), received);
+            auto handling =
+                call_handler(st, req, std::move(std::get<handler_call>(routed.next)), times.received);
             // The call now lives in handling's frame: its place takes the response, so that the frame every
             // waiting connection keeps holds one response, not two.
             auto& handled = routed.next.emplace<response>();
+            if (routed.seq != 0) {
+                times.dispatched = steady_clock::now();
+            }
             if (!co_await conn.unless_client_leaves(std::move(handling), handled)) {
-                record(st, req, peer, routed.endpoint, client_closed_request, 0, received);
+                record(st, req, peer, routed.endpoint, routed.seq, times, nullptr);
                 reason = close_reason::client_gone;
                 break;
             }
@@ -114,10 +149,10 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
 
         const auto write_ec = co_await conn.send(res);
         if (res.streams()) {
+            times.written = steady_clock::now();
             reason = co_await stream_events(conn, st, !write_ec); // the stream ends its connection
         }
-        record(st, req, peer, routed.endpoint, res.status_code(), res.head_only ? 0 : res.body.size(),
-               received);
+        record(st, req, peer, routed.endpoint, routed.seq, times, &res);
         if (res.streams()) {
             break;
         }

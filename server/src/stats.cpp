@@ -114,6 +114,15 @@ void histogram_series(std::string& out, std::string_view name, std::string_view 
 
 } // namespace
 
+std::uint64_t server_stats::in_flight() const noexcept
+{
+    std::uint64_t n = 0;
+    for (const auto& e : endpoints) {
+        n += e.in_flight;
+    }
+    return n;
+}
+
 std::string_view to_string(close_reason r)
 {
     return close_reason_names.at(static_cast<std::size_t>(r));

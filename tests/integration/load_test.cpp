@@ -219,6 +219,42 @@ TEST(LoadProcess, SummaryJsonAndExitCodes)
     std::filesystem::remove_all(dir);
 }
 
+// One command gives a load test and its timeline: the server's /trace of the window the run measured.
+TEST(LoadProcess, TraceWritesTheServersTimelineOfTheRun)
+{
+    running_server server;
+    const auto url = "http://127.0.0.1:" + std::to_string(server.port());
+    const auto file =
+        std::filesystem::temp_directory_path() / ("duet-load-trace-" + std::to_string(::getpid()) + ".json");
+    duet::test::server_process run{
+        load_binary, {"-c", "8", "-d", "1s", "--trace", file.string(), url + "/io/sleep?ms=20"}};
+    ASSERT_EQ(run.wait_exit(20s), 0) << run.output();
+    EXPECT_NE(run.output().find("written to " + file.string()), std::string::npos) << run.output();
+    std::ifstream in{file};
+    const auto trace = nlohmann::json::parse(in);
+    std::size_t sleeps = 0;
+    std::size_t waits = 0;
+    for (const auto& e : trace["traceEvents"]) {
+        sleeps += e["ph"] == "X" && e["name"] == "/io/sleep" ? 1U : 0U;
+        waits += e["ph"] == "b" && e["name"] == "/io/sleep" ? 1U : 0U;
+    }
+    EXPECT_GE(waits, 200U) << "about 8 x 50 requests in the run, each a wait";
+    EXPECT_GE(sleeps, 2 * waits - 20) << "each with its two slices on duet-io";
+    std::filesystem::remove(file);
+
+    // A server that records nothing gives no trace: the run is reported, and the exit says it failed.
+    auto cfg = duet::test::test_config();
+    cfg.trace.enabled = false;
+    running_server silent{cfg};
+    duet::test::server_process refused{load_binary,
+                                       {"-n", "10", "--trace", file.string(),
+                                        "http://127.0.0.1:" + std::to_string(silent.port()) + "/healthz"}};
+    EXPECT_EQ(refused.wait_exit(20s), 1) << refused.output();
+    EXPECT_NE(refused.output().find("--trace: GET /trace"), std::string::npos) << refused.output();
+    EXPECT_NE(refused.output().find("10 requests in"), std::string::npos) << refused.output();
+    EXPECT_FALSE(std::filesystem::exists(file));
+}
+
 TEST(LoadProcess, CtrlCStopsEarlyAndStillReports)
 {
     running_server server;

@@ -56,6 +56,7 @@ struct limits_config
     std::int64_t max_mandelbrot_size = 1024;
     std::int64_t max_mandelbrot_iter = 2000;
     std::int64_t max_parts = 64;
+    std::int64_t max_trace_ms = 10000;
 };
 
 /// What the server measures about itself: /stats, /stats/stream and /metrics.
@@ -69,6 +70,14 @@ struct stats_config
     std::int64_t stream_interval_ms = 1000;
     std::int64_t max_stream_subscribers = 64;
     std::int64_t stream_send_buffer_bytes = 65536;
+};
+
+/// The timeline /trace draws: what the I/O thread records about each request, in a fixed ring.
+struct trace_config
+{
+    bool enabled = true;
+    std::int64_t capacity = 16384;
+    std::int64_t max_concurrent = 2;
 };
 
 /// Fault injection, off by default: failures on purpose, to test clients and the server's error paths.
@@ -91,6 +100,7 @@ struct config
     pool_config pool;
     limits_config limits;
     stats_config stats;
+    trace_config trace;
     log_config log;
     faults_config faults;
 };
@@ -222,6 +232,9 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"limits.max_parts", "parts",
                "Largest parts of a split request (mode=split): jobs it puts on the pool.", 1, 1024},
       c.limits.max_parts);
+    f(key_info{"limits.max_trace_ms", "ms",
+               "Longest window of /trace: the last ms of the timeline it returns.", 1, 3600000},
+      c.limits.max_trace_ms);
     f(key_info{"stats.enabled", "",
                "Record per-request statistics (counts, latency histograms); off only to measure what they "
                "cost."},
@@ -249,6 +262,21 @@ void for_each_key(Config& c, F&& f)
                "reading can leave unsent before its write waits, and then times out.",
                4096, 16777216},
       c.stats.stream_send_buffer_bytes);
+    f(key_info{"trace.enabled", "",
+               "Record every request's slices of work, waits and jobs for /trace; off only to measure what "
+               "recording costs."},
+      c.trace.enabled);
+    f(
+        key_info{
+            "trace.capacity", "records",
+            "Records the timeline keeps (a request, or one of its jobs, or a counter sample each; 136 bytes "
+            "apiece); the oldest are overwritten.",
+            256, 4194304},
+        c.trace.capacity);
+    f(key_info{"trace.max_concurrent", "responses",
+               "/trace responses built or being written at once; one more gets 503. Each may be megabytes.",
+               1, 64},
+      c.trace.max_concurrent);
     f(key_info{"log.level", "", "Least severe log level written.", 0, 0, log_levels}, c.log.level);
     f(key_info{"log.access", "", "Write one access-log line per request (off: it costs throughput)."},
       c.log.access);

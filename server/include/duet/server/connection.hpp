@@ -14,6 +14,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <variant>
@@ -61,6 +62,10 @@ public:
     /// Reads the next request into `req` (cleared first; its strings keep their capacity).
     task<read_result> read_request(request& req);
 
+    /// When the last request read was received whole: when its last bytes began to be parsed (they were
+    /// buffered already, or had just been read).
+    std::chrono::steady_clock::time_point received_at() const noexcept { return received_at_; }
+
     /// Writes `res` whole within the write deadline. The task refers to res's body: keep res until it is
     /// done.
     task<boost::system::error_code> send(const response& res);
@@ -107,6 +112,7 @@ private:
     std::shared_ptr<client_watch> watch_;
     boost::beast::flat_buffer buffer_;
     std::string head_;
+    std::chrono::steady_clock::time_point received_at_{};
 };
 
 } // namespace duet::server

@@ -20,6 +20,9 @@ task<handler_result> cpu_primes(server_state& st, const param_values& p);
 task<handler_result> cpu_fib(server_state& st, const param_values& p);
 task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p);
 
+// The timeline of the last ms (/trace), encoded on a worker.
+task<handler_result> trace_timeline(server_state& st, const param_values& p);
+
 /// The endpoint table, with limits from the configuration; `workers` is the default parts of a split request.
 std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers);
 

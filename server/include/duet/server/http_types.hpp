@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,8 +67,9 @@ struct response
     std::optional<timing> server_timing;       ///< Server-Timing
     std::string allow;                         ///< Allow (405); none when empty
     std::optional<std::int64_t> retry_after_s; ///< Retry-After (503)
-    bool event_stream = false; ///< the header of an event stream: no length, not to be cached or buffered
-    bool head_only = false;    ///< a HEAD: the header with the length of the body, and not the body
+    bool event_stream = false;   ///< the header of an event stream: no length, not to be cached or buffered
+    bool head_only = false;      ///< a HEAD: the header with the length of the body, and not the body
+    std::shared_ptr<void> lease; ///< released with the response: counts big answers in flight (/trace)
 
     unsigned status_code() const { return static_cast<unsigned>(status); }
     /// The header of an event stream that the session writes next (a HEAD gets the header alone).

@@ -24,6 +24,7 @@ struct handler_call
     const endpoint* ep = nullptr;
     param_values params;
     std::string id;
+    std::uint64_t seq = 0; ///< the request's number in the timeline (0: not recorded)
 };
 
 /// What routing decided: the endpoint the request counts for, and either its answer or the handler to call.
@@ -31,6 +32,7 @@ struct routed_request
 {
     std::size_t endpoint = 0; ///< index into the server's endpoint stats (the router's table, then "other")
     std::variant<response, handler_call> next;
+    std::uint64_t seq = 0; ///< the request's number in the timeline (0: not recorded)
 };
 
 /// Request handling is a function from request to response that touches no socket, so tests can call it

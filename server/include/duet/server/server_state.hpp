@@ -10,6 +10,7 @@
 #include <duet/server/request_ids.hpp>
 #include <duet/server/router.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/trace.hpp>
 #include <duet/server/worker_pool.hpp>
 #include <duet/thread_info.hpp>
 
@@ -45,7 +46,10 @@ struct server_state
     thread_ident io_thread;                     ///< set when the server starts running
     std::shared_ptr<spdlog::logger> access_log; ///< null when the access log is off
     server_stats stats;
-    event_feed feed;             ///< /stats snapshots for /stats/stream subscribers
+    event_feed feed;      ///< /stats snapshots for /stats/stream subscribers
+    trace_recorder trace; ///< the timeline /trace draws
+    std::uint64_t traces_alive =
+        0; ///< /trace responses being built or written (bounded by trace.max_concurrent)
     std::uint64_t jobs_made = 0; ///< CPU jobs created, counted for faults.fail_every_nth_job
     /// The io_context's, for /io/sleep and /io/fanout; made with the io_context.
     slack_timer* wait_timer = nullptr;

@@ -62,6 +62,8 @@ struct server_stats
     // Requests: started when fully read, finished when the response is written. endpoint indexes the router's
     // table; other() is for requests that matched no endpoint or could not be parsed.
     std::size_t other() const noexcept { return endpoints.size() - 1; }
+    /// Requests read and not yet answered, every endpoint together.
+    std::uint64_t in_flight() const noexcept;
     void request_started(std::size_t endpoint) noexcept;
     void request_finished(std::size_t endpoint, unsigned status, std::chrono::nanoseconds latency,
                           std::chrono::steady_clock::time_point now);

@@ -81,6 +81,15 @@ public:
     /// Workers running a job right now.
     unsigned busy() const;
 
+    /// A job's lane in the timeline: i + 1 for worker i (whose ident a job outcome points to), 0 for none.
+    std::size_t lane_of(const thread_ident* worker) const noexcept
+    {
+        if (worker == nullptr || worker < idents_.data() || worker >= idents_.data() + idents_.size()) {
+            return 0;
+        }
+        return static_cast<std::size_t>(worker - idents_.data()) + 1;
+    }
+
     /// Workers finish the job they are running and exit; jobs still queued are destroyed without running.
     /// Idempotent. Call it after the io_contexts that receive results stopped running.
     void stop();

@@ -1,0 +1,248 @@
+// The timeline without a server: the ring keeps the newest records, and the encoder writes valid Trace Event
+// Format whose slices on each thread nest or follow each other, whatever the records say.
+#include <duet/server/trace.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using duet::server::trace_clock;
+using duet::server::trace_counters;
+using duet::server::trace_entry;
+using duet::server::trace_job;
+using duet::server::trace_names;
+using duet::server::trace_recorder;
+using duet::server::trace_request;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+const trace_clock::time_point t0 = trace_clock::now();
+
+trace_names names()
+{
+    return trace_names{.pid = 42,
+                       .io = {.name = "duet-io", .tid = 100},
+                       .workers = {{.name = "duet-w0", .tid = 101}, {.name = "duet-w1", .tid = 102}},
+                       .endpoints = {"/healthz", "/io/sleep", "/cpu/fib", "other"}};
+}
+
+trace_request plain(std::uint64_t seq, trace_clock::duration began, trace_clock::duration sent)
+{
+    return trace_request{.seq = seq, .endpoint = 0, .status = 200, .began = t0 + began, .sent = t0 + sent};
+}
+
+trace_request handled(std::uint64_t seq, std::uint16_t endpoint, trace_clock::duration began,
+                      trace_clock::duration dispatched, trace_clock::duration resumed,
+                      trace_clock::duration sent)
+{
+    return trace_request{.seq = seq,
+                         .endpoint = endpoint,
+                         .status = 200,
+                         .began = t0 + began,
+                         .dispatched = t0 + dispatched,
+                         .resumed = t0 + resumed,
+                         .sent = t0 + sent};
+}
+
+json encode(const std::vector<trace_entry>& entries)
+{
+    const auto text = duet::server::trace_json(entries, names(), t0 - 1s, t0 + 10s);
+    return json::parse(text); // throws (and fails the test) if it is not JSON
+}
+
+std::vector<json> of_phase(const json& doc, const std::string& ph)
+{
+    std::vector<json> out;
+    for (const auto& e : doc["traceEvents"]) {
+        if (e["ph"] == ph) {
+            out.push_back(e);
+        }
+    }
+    return out;
+}
+
+TEST(TraceRecorder, KeepsTheNewestRecordsInOrder)
+{
+    trace_recorder ring{4, true};
+    for (std::uint64_t i = 1; i <= 6; ++i) {
+        ring.record(plain(i, std::chrono::milliseconds(i), std::chrono::milliseconds(i)));
+    }
+    const auto kept = ring.since(t0);
+    ASSERT_EQ(kept.size(), 4U);
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+        EXPECT_EQ(std::get<trace_request>(kept[i]).seq, i + 3) << "the oldest two were overwritten";
+    }
+    EXPECT_EQ(ring.since(t0 + 5ms).size(), 2U) << "only what ends in the window";
+}
+
+TEST(TraceRecorder, OffRecordsNothingAndNumbersNothing)
+{
+    trace_recorder ring{4, false};
+    EXPECT_EQ(ring.next_seq(), 0U);
+    ring.record(plain(1, 0ms, 1ms));
+    EXPECT_TRUE(ring.since(t0 - 1s).empty());
+}
+
+TEST(TraceJson, EveryEventHasTheFieldsItsPhaseNeeds)
+{
+    const std::vector<trace_entry> entries = {
+        plain(1, 0ms, 1ms),
+        handled(2, 1, 2ms, 3ms, 103ms, 104ms), // a wait
+        handled(3, 2, 4ms, 5ms, 60ms, 61ms),   // a pool job
+        trace_job{.seq = 3, .lane = 2, .enqueued = t0 + 5ms, .started = t0 + 6ms, .finished = t0 + 59ms},
+        trace_counters{.at = t0 + 10ms, .in_flight = 2, .queued = 0, .busy = 1, .lag_us = 30},
+    };
+    const auto doc = encode(entries);
+    ASSERT_TRUE(doc["traceEvents"].is_array());
+    std::map<std::string, int> phases;
+    for (const auto& e : doc["traceEvents"]) {
+        const std::string ph = e.at("ph");
+        ++phases[ph];
+        EXPECT_EQ(e.at("pid"), 42);
+        if (ph == "M") {
+            EXPECT_TRUE(e.at("name").is_string());
+            EXPECT_TRUE(e.at("args").is_object());
+            continue;
+        }
+        EXPECT_TRUE(e.at("ts").is_number()) << e;
+        EXPECT_TRUE(e.at("name").is_string()) << e;
+        if (ph == "X") {
+            EXPECT_GE(e.at("dur").get<double>(), 0.0) << e;
+            EXPECT_TRUE(e.at("tid").is_number()) << e;
+        } else if (ph == "b" || ph == "e") {
+            EXPECT_TRUE(e.at("id").is_string()) << e;
+            EXPECT_TRUE(e.at("cat").is_string()) << e;
+        } else if (ph == "s" || ph == "t" || ph == "f") {
+            EXPECT_TRUE(e.at("id").is_number()) << e;
+            EXPECT_TRUE(e.at("tid").is_number()) << e;
+        } else if (ph == "C") {
+            EXPECT_TRUE(e.at("args").at("value").is_number()) << e;
+        } else {
+            ADD_FAILURE() << "unexpected phase " << ph;
+        }
+    }
+    EXPECT_EQ(phases["X"], 6) << "plain 1, the wait's 2, the job's request 2, the job 1";
+    EXPECT_EQ(phases["b"], 3) << "two waits, and the job's time in the queue";
+    EXPECT_EQ(phases["e"], 3);
+    EXPECT_EQ(phases["s"], 1);
+    EXPECT_EQ(phases["t"], 1);
+    EXPECT_EQ(phases["f"], 1);
+    EXPECT_EQ(phases["C"], 4) << "four series from one sample";
+}
+
+TEST(TraceJson, ThreadsAreNamedAndTheIoThreadComesFirst)
+{
+    const auto doc = encode({});
+    std::map<int, std::string> name;
+    std::map<int, int> order;
+    for (const auto& e : of_phase(doc, "M")) {
+        if (e["name"] == "thread_name") {
+            name[e["tid"]] = e["args"]["name"];
+        } else if (e["name"] == "thread_sort_index") {
+            order[e["tid"]] = e["args"]["sort_index"];
+        }
+    }
+    EXPECT_EQ(name[100], "duet-io");
+    EXPECT_EQ(name[101], "duet-w0");
+    EXPECT_EQ(name[102], "duet-w1");
+    EXPECT_LT(order[100], order[101]);
+    EXPECT_LT(order[101], order[102]);
+}
+
+TEST(TraceJson, AJobRunsOnItsWorkersLaneTiedToItsRequestByFlows)
+{
+    const auto doc = encode({
+        handled(3, 2, 4ms, 5ms, 60ms, 61ms),
+        trace_job{.seq = 3, .lane = 1, .enqueued = t0 + 5ms, .started = t0 + 6ms, .finished = t0 + 59ms},
+    });
+    const auto slices = of_phase(doc, "X");
+    const auto job =
+        std::find_if(slices.begin(), slices.end(), [](const json& e) { return e["cat"] == "job"; });
+    ASSERT_NE(job, slices.end());
+    EXPECT_EQ((*job)["tid"], 101) << "worker 0 is lane 1";
+    EXPECT_EQ((*job)["name"], "/cpu/fib");
+    // Each flow event lies inside a slice of its thread, which it binds to.
+    for (const auto& ph : {"s", "t", "f"}) {
+        const auto flows = of_phase(doc, ph);
+        ASSERT_EQ(flows.size(), 1U) << ph;
+        const auto& f = flows[0];
+        const bool inside = std::any_of(slices.begin(), slices.end(), [&](const json& s) {
+            return s["tid"] == f["tid"] && s["ts"].get<double>() <= f["ts"].get<double>() &&
+                   f["ts"].get<double>() <= s["ts"].get<double>() + s["dur"].get<double>();
+        });
+        EXPECT_TRUE(inside) << ph << ": " << f;
+    }
+}
+
+TEST(TraceJson, AnInlineJobIsASliceOnTheIoLaneAndNoWait)
+{
+    const auto doc = encode({
+        handled(4, 2, 0ms, 1ms, 300ms, 301ms),
+        trace_job{.seq = 4, .lane = 0, .enqueued = t0 + 1ms, .started = t0 + 1ms, .finished = t0 + 299ms},
+    });
+    const auto slices = of_phase(doc, "X");
+    ASSERT_EQ(slices.size(), 3U);
+    for (const auto& s : slices) {
+        EXPECT_EQ(s["tid"], 100);
+    }
+    EXPECT_TRUE(of_phase(doc, "b").empty()) << "it never waited: it blocked the loop";
+}
+
+// Slices on one thread either nest or follow each other; the encoder guarantees it even for records that
+// overlap (a write that waited for the socket while other requests ran).
+TEST(TraceJson, SlicesOnOneThreadNeverOverlapPartially)
+{
+    const auto doc = encode({
+        plain(1, 0ms, 10ms), // its write waited until 10 ms
+        plain(2, 2ms, 3ms), plain(3, 5ms, 6ms),
+        handled(4, 1, 7ms, 12ms, 20ms, 21ms), // begins inside the first, ends after it
+    });
+    std::map<int, std::vector<std::pair<double, double>>> by_thread;
+    for (const auto& s : of_phase(doc, "X")) {
+        const auto start = s["ts"].get<double>();
+        by_thread[s["tid"]].emplace_back(start, start + s["dur"].get<double>());
+    }
+    for (auto& [tid, spans] : by_thread) {
+        for (std::size_t i = 0; i < spans.size(); ++i) {
+            for (std::size_t k = 0; k < spans.size(); ++k) {
+                const auto [a0, a1] = spans[i];
+                const auto [b0, b1] = spans[k];
+                const bool apart = a1 <= b0 || b1 <= a0;
+                const bool nested = (a0 <= b0 && b1 <= a1) || (b0 <= a0 && a1 <= b1);
+                EXPECT_TRUE(apart || nested)
+                    << tid << ": [" << a0 << ", " << a1 << "] and [" << b0 << ", " << b1 << "]";
+            }
+        }
+    }
+}
+
+TEST(TraceJson, TextFromClientsIsEscaped)
+{
+    auto r = plain(1, 0ms, 1ms);
+    r.query_size = duet::server::copy_cut(r.query, std::string_view{"a=\"b\"&c=\\\n\x01\xff", 13});
+    r.id_size = duet::server::copy_cut(r.id, "id\"1");
+    const auto doc = encode({r});
+    const auto slices = of_phase(doc, "X");
+    ASSERT_EQ(slices.size(), 1U);
+    EXPECT_EQ(slices[0]["args"]["id"], "id\"1");
+    const std::string query = slices[0]["args"]["query"];
+    EXPECT_EQ(query.substr(0, 11), "a=\"b\"&c=\\\n\x01");
+}
+
+TEST(TraceJson, OnlyTheWindowIsDrawn)
+{
+    const std::vector<trace_entry> entries = {plain(1, 0ms, 1ms),
+                                              trace_counters{.at = t0 + 5ms, .in_flight = 1}};
+    const auto text = duet::server::trace_json(entries, names(), t0 + 2ms, t0 + 3ms);
+    const auto doc = json::parse(text);
+    EXPECT_TRUE(of_phase(doc, "X").empty());
+    EXPECT_TRUE(of_phase(doc, "C").empty());
+}
+
+} // namespace

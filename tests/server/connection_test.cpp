@@ -344,7 +344,10 @@ TEST_F(Connection, AWriteTheClientDoesNotReadEndsAtTheWriteDeadline)
 {
     cfg_.write_timeout_ms = 200;
     open(4096);
-    conn_->set_send_buffer(4096);
+    run([](connection& c) -> task<bool> { // on the I/O thread, as every operation of a connection
+        c.set_send_buffer(4096);
+        co_return true;
+    }(*conn_));
     const auto big = ok(std::string(8 << 20, 'x')); // far more than both buffers hold
     const auto start = clock_type::now();
     const auto ec = run(conn_->send(big));

@@ -3,6 +3,7 @@
 #include <duet/server/handlers.hpp>
 #include <duet/server/kernels.hpp>
 #include <duet/server/server_state.hpp>
+#include <duet/server/trace.hpp>
 
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -96,16 +97,32 @@ struct cpu_run
     R value{};
     work_report work;
     nlohmann::ordered_json split = nullptr;
-    std::vector<job_run> jobs{}; ///< for the timeline
 };
 
 template <typename R>
 using cpu_result = boost::system::result<cpu_run<R>, http_error>;
 
+// A job that ran (done or failed; a refused one never ran), into the timeline: on its worker's lane, or on
+// duet-io's (0) when it ran inline.
+template <typename R>
+void record_job(server_state& st, std::uint64_t seq, const job_outcome<R>& out, std::size_t part)
+{
+    if (seq == 0 || out.status == job_status::rejected) {
+        return;
+    }
+    st.trace.record(trace_job{.seq = seq,
+                              .lane = static_cast<std::uint16_t>(st.pool.lane_of(out.worker)),
+                              .part = static_cast<std::uint16_t>(part),
+                              .enqueued = out.timing.enqueued,
+                              .started = out.timing.started,
+                              .finished = out.timing.finished});
+}
+
 // One job where the request asks: on the pool (the I/O thread awaits it and serves others meanwhile), or
 // inline on the I/O thread, which then serves nobody else until the job ends: the anti-pattern, on purpose.
 template <typename Job>
-task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inline_mode, Job job)
+task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, std::uint64_t seq, bool inline_mode,
+                                                     Job job)
 {
     job_outcome<std::invoke_result_t<Job&>> out;
     auto runnable = with_faults(st, std::move(job));
@@ -115,6 +132,7 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inli
         out = co_await st.pool.async_submit(std::move(runnable), use_task);
         st.stats.record_job(out.status, out.timing.queue(), steady_clock::now());
     }
+    record_job(st, seq, out, 0);
     if (out.status == job_status::rejected) {
         co_return pool_saturated(st);
     }
@@ -130,18 +148,15 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_one(server_state& st, bool inli
         .core_end = out.timing.core_end,
         .worker = out.worker,
     };
-    co_return cpu_run<std::invoke_result_t<Job&>>{
-        .value = std::move(out.value),
-        .work = work,
-        .jobs = {job_run{.worker = out.worker, .timing = out.timing}}};
+    co_return cpu_run<std::invoke_result_t<Job&>>{.value = std::move(out.value), .work = work};
 }
 
 // Fork-join: every part is a job on the pool, all submitted at once and awaited together (a parallel group),
 // so the request's coroutine is suspended, not blocking, while the parts run alongside other requests' jobs.
 // `merge` folds the parts' values in part order; `describe_part(i)` adds what part i covered to its report.
 template <typename Job, typename Merge, typename Describe>
-task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::vector<Job> jobs, Merge merge,
-                                                       Describe describe_part)
+task<cpu_result<std::invoke_result_t<Job&>>>
+run_split(server_state& st, std::uint64_t seq, std::vector<Job> jobs, Merge merge, Describe describe_part)
 {
     using value_type = std::invoke_result_t<Job&>;
     using op_type = decltype(st.pool.async_submit(with_faults(st, std::declval<Job>()), net::deferred));
@@ -155,8 +170,9 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::ve
                                  .async_wait(net::experimental::wait_for_all(), use_task);
     auto joined = steady_clock::now();
 
-    for (const auto& out : outcomes) {
-        st.stats.record_job(out.status, out.timing.queue(), joined);
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        st.stats.record_job(outcomes[i].status, outcomes[i].timing.queue(), joined);
+        record_job(st, seq, outcomes[i], i);
     }
     // Every part has finished or been refused by now: nothing of this request is left on the pool.
     for (const auto& out : outcomes) {
@@ -182,7 +198,6 @@ task<cpu_result<std::invoke_result_t<Job&>>> run_split(server_state& st, std::ve
         last_finish = std::max(last_finish, out.timing.finished);
         part_service += out.timing.service();
         run.work.cpu += out.timing.cpu;
-        run.jobs.push_back({.worker = out.worker, .timing = out.timing});
         nlohmann::ordered_json part = {{"part", i}};
         describe_part(part, i);
         part["worker"] = {{"name", out.worker->name}, {"tid", out.worker->tid}};
@@ -229,21 +244,22 @@ struct primes_part
 template <typename R>
 handler_output output(result_fields result, cpu_run<R>& run)
 {
-    return handler_output{
-        .result = result, .work = run.work, .split = std::move(run.split), .jobs = std::move(run.jobs)};
+    return handler_output{.result = result, .work = run.work, .split = std::move(run.split)};
 }
 
 } // namespace
 
-task<handler_result> cpu_primes(server_state& st, const param_values& p)
+task<handler_result> cpu_primes(server_state& st, handler_args args)
 {
+    const auto& p = args.params;
     auto n = static_cast<std::uint64_t>(p.get("n"));
     auto mode = p.choice("mode");
     if (mode != "split") {
         if (p.given("parts")) {
             co_return parts_without_split();
         }
-        auto r = co_await run_one(st, mode == "inline", [n] { return kernels::count_primes(n); });
+        auto r =
+            co_await run_one(st, args.trace_seq, mode == "inline", [n] { return kernels::count_primes(n); });
         if (!r) {
             co_return r.error();
         }
@@ -255,7 +271,7 @@ task<handler_result> cpu_primes(server_state& st, const param_values& p)
         jobs.push_back({bounds[i], bounds[i + 1]});
     }
     auto r = co_await run_split(
-        st, std::move(jobs), [](std::uint64_t& total, std::uint64_t part) { total += part; },
+        st, args.trace_seq, std::move(jobs), [](std::uint64_t& total, std::uint64_t part) { total += part; },
         [&bounds](nlohmann::ordered_json& part, std::size_t i) {
             part["range"] = {bounds[i], bounds[i + 1]};
         });
@@ -265,18 +281,21 @@ task<handler_result> cpu_primes(server_state& st, const param_values& p)
     co_return output({{"n", n}, {"primes", r->value}}, *r);
 }
 
-task<handler_result> cpu_fib(server_state& st, const param_values& p)
+task<handler_result> cpu_fib(server_state& st, handler_args args)
 {
+    const auto& p = args.params;
     auto n = static_cast<std::uint32_t>(p.get("n"));
-    auto r = co_await run_one(st, p.choice("mode") == "inline", [n] { return kernels::fib(n); });
+    auto r =
+        co_await run_one(st, args.trace_seq, p.choice("mode") == "inline", [n] { return kernels::fib(n); });
     if (!r) {
         co_return r.error();
     }
     co_return output({{"n", n}, {"value", r->value}}, *r);
 }
 
-task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
+task<handler_result> cpu_mandelbrot(server_state& st, handler_args args)
 {
+    const auto& p = args.params;
     auto size = static_cast<std::uint32_t>(p.get("size"));
     auto iter = static_cast<std::uint32_t>(p.get("iter"));
     auto mode = p.choice("mode");
@@ -309,12 +328,13 @@ task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p)
             jobs.push_back(job(i));
         }
         r = co_await run_split(
-            st, std::move(jobs), [](kernels::mandelbrot_result& total, const auto& part) { total += part; },
+            st, args.trace_seq, std::move(jobs),
+            [](kernels::mandelbrot_result& total, const auto& part) { total += part; },
             [parts](nlohmann::ordered_json& part, std::size_t i) {
                 part["rows"] = {{"first", i}, {"stride", parts}};
             });
     } else {
-        r = co_await run_one(st, mode == "inline", job(0));
+        r = co_await run_one(st, args.trace_seq, mode == "inline", job(0));
     }
     if (!r) {
         co_return r.error();

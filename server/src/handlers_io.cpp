@@ -19,8 +19,9 @@ namespace duet::server {
 namespace net = boost::asio;
 using std::chrono::steady_clock;
 
-task<handler_result> io_sleep(server_state& st, const param_values& p)
+task<handler_result> io_sleep(server_state& st, handler_args args)
 {
+    const auto& p = args.params;
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
     auto ms = std::chrono::milliseconds{p.get("ms")};
@@ -44,8 +45,9 @@ task<handler_result> io_sleep(server_state& st, const param_values& p)
     co_return handler_output{{{"slept_ms", ms.count()}, {"late_us", late.count()}}, work};
 }
 
-task<handler_result> io_fanout(server_state& st, const param_values& p)
+task<handler_result> io_fanout(server_state& st, handler_args args)
 {
+    const auto& p = args.params;
     cpu_meter cpu;
     work_report work{.model = "event-loop", .core_start = current_core()};
     auto n = static_cast<std::size_t>(p.get("n"));

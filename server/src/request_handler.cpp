@@ -57,20 +57,6 @@ response refusal_response(server_state& st, const http_error& e, unsigned versio
 namespace {
 
 // The response to a reporting handler's outcome: its error, its binary body, or its result with the report.
-// The handler's jobs, into the timeline: on the lane of the worker that ran each (0: inline).
-void record_jobs(server_state& st, std::uint64_t seq, const std::vector<job_run>& jobs)
-{
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        const auto& j = jobs[i];
-        st.trace.record(trace_job{.seq = seq,
-                                  .lane = static_cast<std::uint16_t>(st.pool.lane_of(j.worker)),
-                                  .part = static_cast<std::uint16_t>(i),
-                                  .enqueued = j.timing.enqueued,
-                                  .started = j.timing.started,
-                                  .finished = j.timing.finished});
-    }
-}
-
 response respond(server_state& st, const request& req, const endpoint& ep, handler_call& call,
                  steady_clock::time_point received, handler_result out)
 {
@@ -78,9 +64,6 @@ response respond(server_state& st, const request& req, const endpoint& ep, handl
     std::string id = std::move(call.id);
     if (!out) {
         return error_with_id(st, req, out.error(), std::move(id), total);
-    }
-    if (call.seq != 0) {
-        record_jobs(st, call.seq, out->jobs);
     }
     const auto& params = call.params;
     response res;
@@ -138,7 +121,8 @@ routed_request route_request(server_state& st, const request& req, steady_clock:
 task<response> call_handler(server_state& st, const request& req, handler_call call,
                             steady_clock::time_point received)
 {
-    co_return respond(st, req, *call.ep, call, received, co_await call.ep->handler(st, call.params));
+    co_return respond(st, req, *call.ep, call, received,
+                      co_await call.ep->handler(st, {.params = call.params, .trace_seq = call.seq}));
 }
 
 task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,

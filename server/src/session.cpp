@@ -36,35 +36,36 @@ struct request_times
 
 // A request's one record, whatever its end: its endpoint's statistics, the timeline, and the access log
 // (which, as nginx's, also lists refused requests; "-" stands for a method or target that could not be read).
-// `res` is null when the client left before its answer (499).
+// `gone`: the client left before its answer (499), and `res` is what the handling left, if it ran.
 void record(server_state& st, const request& req, const std::string& peer, std::size_t endpoint,
-            std::uint64_t seq, const request_times& times, const response* res)
+            std::uint64_t seq, const request_times& times, const response& res, bool gone = false)
 {
     const auto now = steady_clock::now();
-    const auto status = res != nullptr ? res->status_code() : client_closed_request;
+    const auto status = gone ? client_closed_request : res.status_code();
     st.stats.request_finished(endpoint, status, now - times.received, now);
     if (seq != 0) {
-        trace_request t{.seq = seq,
-                        .endpoint = static_cast<std::uint16_t>(endpoint),
-                        .status = static_cast<std::uint16_t>(status),
-                        .began = times.received,
-                        .dispatched = times.dispatched,
-                        .sent = times.written == steady_clock::time_point{} ? now : times.written};
-        if (res != nullptr && res->server_timing && times.dispatched != steady_clock::time_point{}) {
-            t.resumed = times.received + res->server_timing->total; // when the handler's result was back
+        auto& t = st.trace.next_request();
+        t.seq = seq;
+        t.endpoint = static_cast<std::uint16_t>(endpoint);
+        t.status = static_cast<std::uint16_t>(status);
+        t.began = times.received;
+        t.dispatched = times.dispatched;
+        t.sent = times.written == steady_clock::time_point{} ? now : times.written;
+        if (res.server_timing && times.dispatched != steady_clock::time_point{}) {
+            t.resumed = times.received + res.server_timing->total; // when the handler's result was back
         }
-        if (res != nullptr) {
-            t.id_size = copy_cut(t.id, res->request_id);
-        }
+        t.id_size = copy_cut(t.id, res.request_id);
+        t.id_cut = res.request_id.size() > t.id.size();
         const auto query = req.target.find('?');
         if (query != std::string::npos) {
-            t.query_size = copy_cut(t.query, std::string_view{req.target}.substr(query + 1));
+            const auto text = std::string_view{req.target}.substr(query + 1);
+            t.query_size = copy_cut(t.query, text);
+            t.query_cut = text.size() > t.query.size();
         }
-        st.trace.record(t);
     }
     if (st.access_log) {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - times.received).count();
-        const auto bytes = res == nullptr || res->head_only ? 0 : res->body.size();
+        const auto bytes = gone || res.head_only ? 0 : res.body.size();
         const auto method = req.method_string();
         st.access_log->info("{} \"{} {} HTTP/{}.{}\" {} {} {}us", peer, method.empty() ? "-" : method,
                             req.target.empty() ? std::string_view{"-"} : std::string_view{req.target},
@@ -104,7 +105,7 @@ task<void> refuse(connection& conn, server_state& st, const request& req, const 
     st.stats.request_started(st.stats.other());
     const auto res = refusal_response(st, e, req.version);
     co_await conn.send(res);
-    record(st, req, peer, st.stats.other(), st.trace.next_seq(), times, &res);
+    record(st, req, peer, st.stats.other(), st.trace.next_seq(), times, res);
     co_await conn.linger();
 }
 
@@ -140,7 +141,7 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
                 times.dispatched = steady_clock::now();
             }
             if (!co_await conn.unless_client_leaves(std::move(handling), handled)) {
-                record(st, req, peer, routed.endpoint, routed.seq, times, nullptr);
+                record(st, req, peer, routed.endpoint, routed.seq, times, handled, true);
                 reason = close_reason::client_gone;
                 break;
             }
@@ -152,7 +153,7 @@ task<void> run_session(tcp_socket socket, server_state& st, std::shared_ptr<clie
             times.written = steady_clock::now();
             reason = co_await stream_events(conn, st, !write_ec); // the stream ends its connection
         }
-        record(st, req, peer, routed.endpoint, routed.seq, times, &res);
+        record(st, req, peer, routed.endpoint, routed.seq, times, res);
         if (res.streams()) {
             break;
         }

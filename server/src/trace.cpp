@@ -82,6 +82,8 @@ struct slice
     const trace_job* job = nullptr;         ///< set for a job's slice
     std::string_view phase;                 ///< what part of the request it is
     std::string_view name;
+    bool first = false; ///< the request's first slice (where its flows start)
+    bool last = false;  ///< its last (where they end)
 };
 
 } // namespace
@@ -93,10 +95,12 @@ trace_recorder::trace_recorder(std::size_t capacity, bool enabled)
 std::vector<trace_entry> trace_recorder::since(trace_clock::time_point since) const
 {
     std::vector<trace_entry> out;
+    out.reserve(wrapped_ ? ring_.size() : next_);
     auto take = [&](std::size_t from, std::size_t to) {
         for (std::size_t i = from; i < to; ++i) {
-            if (ring_[i].index() != 0 && end_of(ring_[i]) >= since) {
-                out.push_back(ring_[i]);
+            const auto& e = ring_[i].entry;
+            if (e.index() != 0 && end_of(e) >= since) {
+                out.push_back(e);
             }
         }
     };
@@ -107,8 +111,15 @@ std::vector<trace_entry> trace_recorder::since(trace_clock::time_point since) co
     return out;
 }
 
+trace_clock::time_point trace_recorder::oldest() const noexcept
+{
+    const auto& first = wrapped_ ? ring_[next_].entry : ring_[0].entry;
+    return first.index() == 0 ? trace_clock::time_point::max() : end_of(first);
+}
+
 std::string trace_json(std::span<const trace_entry> entries, const trace_names& names,
-                       trace_clock::time_point from, trace_clock::time_point to)
+                       trace_clock::time_point from, trace_clock::time_point to,
+                       trace_clock::time_point oldest)
 {
     const auto lo = ns(from);
     const auto hi = ns(to);
@@ -135,6 +146,7 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         }
     }
 
+    const std::vector<const trace_job*> no_jobs;
     std::vector<slice> io;
     std::vector<slice> workers;
     for (const auto& [seq, r] : requests) {
@@ -143,9 +155,11 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
             io.push_back({ns(r->began), ns(r->sent), names.io.tid, r, nullptr, "answer", name});
             continue;
         }
-        io.push_back({ns(r->began), ns(r->dispatched), names.io.tid, r, nullptr, "read, parse, route", name});
+        io.push_back(
+            {ns(r->began), ns(r->dispatched), names.io.tid, r, nullptr, "read, parse, route", name, true});
         if (r->resumed != trace_clock::time_point{}) {
-            io.push_back({ns(r->resumed), ns(r->sent), names.io.tid, r, nullptr, "report, write", name});
+            io.push_back(
+                {ns(r->resumed), ns(r->sent), names.io.tid, r, nullptr, "report, write", name, false, true});
         }
     }
     for (const auto& [seq, list] : jobs) {
@@ -153,8 +167,10 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         const auto* r = found == requests.end() ? nullptr : found->second;
         for (const auto* j : list) {
             auto& lane = j->lane == 0 ? io : workers;
-            lane.push_back({ns(j->started), ns(j->finished), lane_tid(j->lane), r, j,
-                            j->lane == 0 ? "inline job: the loop is blocked"sv : "job"sv,
+            const auto phase = j->what == trace_job::kind::ring_copy ? "copy the timeline"sv
+                               : j->lane == 0                        ? "inline job: the loop is blocked"sv
+                                                                     : "job"sv;
+            lane.push_back({ns(j->started), ns(j->finished), lane_tid(j->lane), r, j, phase,
                             r != nullptr ? endpoint(r->endpoint) : "job"sv});
         }
     }
@@ -165,12 +181,25 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         io[i].end = std::max(io[i].start, std::min(io[i].end, io[i + 1].start));
     }
 
+    // Where each request's first and last slices ended up: its flows bind to them.
+    std::map<std::uint64_t, std::pair<const slice*, const slice*>> ends;
+    for (const auto& s : io) {
+        if (s.request != nullptr && s.job == nullptr && (s.first || s.last)) {
+            auto& e = ends[s.request->seq];
+            (s.first ? e.first : e.second) = &s;
+        }
+    }
+
     std::string out;
     out.reserve(256 + entries.size() * 320);
     out += R"({"displayTimeUnit":"ms","otherData":{"clock":"monotonic","from_us":)"sv;
     append_us(out, lo);
     out += R"(,"to_us":)"sv;
     append_us(out, hi);
+    if (oldest != trace_clock::time_point::min() && oldest != trace_clock::time_point::max()) {
+        out += R"(,"oldest_us":)"sv; // the ring reaches back to here; a window from before it is cut
+        append_us(out, ns(oldest));
+    }
     out += R"(},"traceEvents":[)"sv;
     bool first = true;
     auto next = [&] {
@@ -213,16 +242,27 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         out += R"(,"dur":)"sv;
         append_us(out, s.end - s.start);
         out += R"(,"cat":)"sv;
-        out += s.job == nullptr ? R"("request")"sv : (s.job->lane == 0 ? R"("inline")"sv : R"("job")"sv);
+        out += s.job == nullptr                            ? R"("request")"sv
+               : s.job->what == trace_job::kind::ring_copy ? R"("copy")"sv
+               : s.job->lane == 0                          ? R"("inline")"sv
+                                                           : R"("job")"sv;
         out += R"(,"name":)"sv;
         append_string(out, s.name);
         out += R"(,"args":{"phase":)"sv;
         append_string(out, s.phase);
         if (s.request != nullptr) {
             out += R"(,"id":)"sv;
-            append_string(out, {s.request->id.data(), s.request->id_size});
+            std::string id{s.request->id.data(), s.request->id_size};
+            if (s.request->id_cut) {
+                id += "..."sv;
+            }
+            append_string(out, id);
             out += R"(,"query":)"sv;
-            append_string(out, {s.request->query.data(), s.request->query_size});
+            std::string query{s.request->query.data(), s.request->query_size};
+            if (s.request->query_cut) {
+                query += "..."sv;
+            }
+            append_string(out, query);
             out += R"(,"status":)"sv;
             append_int(out, s.request->status);
         }
@@ -243,14 +283,20 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
 
     // Waits: async events on the process, one id per request, so that overlapping waits are drawn side by
     // side. A job's time in the pool's queue nests inside its request's wait.
-    auto async_event = [&](std::string_view ph, std::int64_t at, std::uint64_t id, std::string_view cat,
-                           std::string_view name) {
+    // A request's wait has its number as id; each of its jobs' time in the queue the number and the part, so
+    // that the parts' spans, which overlap without nesting, are paired each with its own.
+    auto async_event = [&](std::string_view ph, std::int64_t at, std::uint64_t id, int part,
+                           std::string_view cat, std::string_view name) {
         next();
         open_event(out, ph, pid, names.io.tid, at);
         out += R"(,"cat":)"sv;
         append_string(out, cat);
         out += R"(,"id":")"sv;
         append_int(out, id);
+        if (part >= 0) {
+            out.push_back('.');
+            append_int(out, part);
+        }
         out += R"(","name":)"sv;
         append_string(out, name);
     };
@@ -259,29 +305,33 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
             continue;
         }
         const auto found = jobs.find(seq);
-        const bool inline_only =
-            found != jobs.end() && std::all_of(found->second.begin(), found->second.end(),
-                                               [](const trace_job* j) { return j->lane == 0; });
-        if (inline_only) {
+        const auto& list = found != jobs.end() ? found->second : no_jobs;
+        const bool on_workers =
+            std::any_of(list.begin(), list.end(), [](const trace_job* j) { return j->lane != 0; });
+        const bool ran_inline = std::any_of(list.begin(), list.end(), [](const trace_job* j) {
+            return j->lane == 0 && j->what == trace_job::kind::job;
+        });
+        if (ran_inline) {
             continue; // it never waited: it ran on the I/O thread, blocking it
         }
         const auto end = r->resumed != trace_clock::time_point{} ? r->resumed : r->sent;
-        const auto on = found != jobs.end() ? "workers"sv : "timer"sv;
-        async_event("b", ns(r->dispatched), seq, "wait", endpoint(r->endpoint));
+        const auto on = on_workers ? "workers"sv : "timer"sv;
+        async_event("b", ns(r->dispatched), seq, -1, "wait", endpoint(r->endpoint));
         out += R"(,"args":{"on":)"sv;
         append_string(out, on);
         out += R"(,"id":)"sv;
         append_string(out, {r->id.data(), r->id_size});
         out += "}}"sv;
-        if (found != jobs.end()) {
-            for (const auto* j : found->second) {
-                async_event("b", ns(j->enqueued), seq, "wait", "queued for a worker");
-                out += "}"sv;
-                async_event("e", ns(j->started), seq, "wait", "queued for a worker");
-                out += "}"sv;
+        for (const auto* j : list) {
+            if (j->lane == 0) {
+                continue;
             }
+            async_event("b", ns(j->enqueued), seq, j->part, "queue", "queued for a worker");
+            out += "}"sv;
+            async_event("e", ns(j->started), seq, j->part, "queue", "queued for a worker");
+            out += "}"sv;
         }
-        async_event("e", ns(end), seq, "wait", endpoint(r->endpoint));
+        async_event("e", ns(end), seq, -1, "wait", endpoint(r->endpoint));
         out += "}"sv;
     }
 
@@ -289,11 +339,11 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
     // slice.
     std::uint64_t flow = 0;
     for (const auto& [seq, list] : jobs) {
-        const auto found = requests.find(seq);
-        if (found == requests.end() || found->second->dispatched == trace_clock::time_point{}) {
+        const auto found = ends.find(seq);
+        if (found == ends.end() || found->second.first == nullptr) {
             continue;
         }
-        const auto* r = found->second;
+        const auto [first_slice, last_slice] = found->second;
         for (const auto* j : list) {
             if (j->lane == 0) {
                 continue;
@@ -309,11 +359,11 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
                 }
                 out += "}"sv;
             };
-            // Each at a moment inside the slice it binds to.
-            flow_event("s", names.io.tid, (ns(r->began) + ns(r->dispatched)) / 2);
+            // Each at a moment inside the slice it binds to, as drawn (after clipping).
+            flow_event("s", names.io.tid, (first_slice->start + first_slice->end) / 2);
             flow_event("t", lane_tid(j->lane), (ns(j->started) + ns(j->finished)) / 2);
-            if (r->resumed != trace_clock::time_point{}) {
-                flow_event("f", names.io.tid, (ns(r->resumed) + ns(r->sent)) / 2);
+            if (last_slice != nullptr) {
+                flow_event("f", names.io.tid, (last_slice->start + last_slice->end) / 2);
             }
         }
     }

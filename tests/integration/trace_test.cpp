@@ -107,7 +107,11 @@ TEST(Trace, ShowsWaitsOverlappingJobsInParallelAndTheLoopBlockedByAnInlineJob)
         return http_get(port, "/cpu/fib?n=" + std::to_string(n) + "&mode=inline");
     });
     std::this_thread::sleep_for(50ms);
+    std::vector<double> probes_sent; // microseconds of the monotonic clock, the server's too (same process)
     for (int i = 0; i < 5; ++i) {
+        probes_sent.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch())
+                .count());
         ASSERT_EQ(http_get(port, "/healthz").status, 200U);
     }
     ASSERT_EQ(inline_job.get().status, 200U);
@@ -167,7 +171,15 @@ TEST(Trace, ShowsWaitsOverlappingJobsInParallelAndTheLoopBlockedByAnInlineJob)
                 << blocked.end << "]";
         }
     }
-    // The healthz probes were answered after it, and the loop's lag counter saw it.
+    // A probe sent while the job ran was served only after it: the loop was blocked.
+    ASSERT_LT(probes_sent.front(), blocked.end)
+        << "no probe was sent during the inline job; the test proved nothing";
+    for (const auto& s : slices(trace, "request", "/healthz")) {
+        if (s.start >= probes_sent.front()) {
+            EXPECT_GE(s.start, blocked.end) << "a /healthz probe was served during the inline job";
+        }
+    }
+    // And the loop's lag counter saw it.
     double worst_lag = 0;
     for (const auto& e : trace["traceEvents"]) {
         if (e["ph"] == "C" && e["name"] == "event-loop lag (us)") {

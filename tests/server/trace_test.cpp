@@ -222,6 +222,140 @@ TEST(TraceJson, SlicesOnOneThreadNeverOverlapPartially)
     }
 }
 
+// Pairs b and e as Perfetto does: by cat and id, the newest open one first.
+std::map<std::string, std::pair<double, double>> async_spans(const json& doc, const std::string& cat)
+{
+    std::map<std::string, std::vector<double>> open;
+    std::map<std::string, std::pair<double, double>> spans;
+    for (const auto& e : doc["traceEvents"]) {
+        if (e["ph"] != "b" && e["ph"] != "e") {
+            continue;
+        }
+        if (e["cat"] != cat) {
+            continue;
+        }
+        const std::string id = e["id"];
+        if (e["ph"] == "b") {
+            open[id].push_back(e["ts"].get<double>());
+        } else {
+            EXPECT_FALSE(open[id].empty()) << "an end without a begin: " << e;
+            if (!open[id].empty()) {
+                spans[id + "#" + std::to_string(spans.size())] = {open[id].back(), e["ts"].get<double>()};
+                open[id].pop_back();
+            }
+        }
+    }
+    for (const auto& [id, begins] : open) {
+        EXPECT_TRUE(begins.empty()) << "a begin without an end: " << id;
+    }
+    return spans;
+}
+
+// A split request's parts wait in the queue first in, first out: their spans overlap without nesting, so each
+// must be paired with its own end, which a distinct id per part does.
+TEST(TraceJson, EachPartsTimeInTheQueueIsItsOwnSpan)
+{
+    std::vector<trace_entry> entries = {handled(5, 2, 0ms, 1ms, 100ms, 101ms)};
+    const std::vector<std::pair<int, int>> queued_started = {{2, 3}, {3, 4}, {4, 40}, {5, 70}}; // ms
+    for (std::uint16_t part = 0; part < queued_started.size(); ++part) {
+        const auto [q, st] = queued_started[part];
+        entries.push_back(trace_job{.seq = 5,
+                                    .lane = static_cast<std::uint16_t>(1 + part % 2),
+                                    .part = part,
+                                    .enqueued = t0 + std::chrono::milliseconds(q),
+                                    .started = t0 + std::chrono::milliseconds(st),
+                                    .finished = t0 + std::chrono::milliseconds(st + 20)});
+    }
+    const auto doc = encode(entries);
+    const auto queued = async_spans(doc, "queue");
+    ASSERT_EQ(queued.size(), 4U);
+    std::vector<double> waited;
+    for (const auto& [id, span] : queued) {
+        waited.push_back(span.second - span.first);
+    }
+    std::sort(waited.begin(), waited.end());
+    EXPECT_DOUBLE_EQ(waited[0], 1000.0);
+    EXPECT_DOUBLE_EQ(waited[1], 1000.0);
+    EXPECT_DOUBLE_EQ(waited[2], 36000.0);
+    EXPECT_DOUBLE_EQ(waited[3], 65000.0);
+    // Each job's slice says the same.
+    for (const auto& e : of_phase(doc, "X")) {
+        if (e["cat"] == "job") {
+            const auto part = e["args"]["part"].get<std::size_t>();
+            const auto [q, st] = queued_started[part];
+            EXPECT_DOUBLE_EQ(e["args"]["queued_us"].get<double>(), (st - q) * 1000.0) << e;
+        }
+    }
+    EXPECT_EQ(async_spans(doc, "wait").size(), 1U) << "and the request's wait is one span";
+}
+
+// A slice drawn up to the next one's start (its write waited for the socket) keeps its flow's end inside it.
+TEST(TraceJson, AFlowEndsInsideItsRequestsSliceAsDrawn)
+{
+    const auto doc = encode({
+        handled(1, 2, 0ms, 1ms, 10ms, 30ms), // the last slice, from 10 ms, ran past the next one's start
+        trace_job{.seq = 1, .lane = 1, .enqueued = t0 + 1ms, .started = t0 + 2ms, .finished = t0 + 9ms},
+        plain(2, 15ms, 16ms),
+        plain(3, 20ms, 21ms),
+    });
+    const auto f = of_phase(doc, "f");
+    ASSERT_EQ(f.size(), 1U);
+    const auto at = f[0]["ts"].get<double>();
+    bool in_its_own = false;
+    for (const auto& s : of_phase(doc, "X")) {
+        const auto start = s["ts"].get<double>();
+        const bool inside = start <= at && at <= start + s["dur"].get<double>() && s["tid"] == 100;
+        if (inside) {
+            EXPECT_EQ(s["args"]["phase"], "report, write") << "bound to " << s;
+            in_its_own = s["args"]["phase"] == "report, write";
+        }
+    }
+    EXPECT_TRUE(in_its_own);
+}
+
+TEST(TraceJson, TheRingCopyIsWorkOnTheIoLaneAndTheWaitIsOnWorkers)
+{
+    const auto doc = encode({
+        handled(7, 2, 0ms, 1ms, 20ms, 21ms),
+        trace_job{.seq = 7,
+                  .what = trace_job::kind::ring_copy,
+                  .enqueued = t0 + 1ms,
+                  .started = t0 + 1ms,
+                  .finished = t0 + 2ms},
+        trace_job{.seq = 7, .lane = 2, .enqueued = t0 + 2ms, .started = t0 + 3ms, .finished = t0 + 19ms},
+    });
+    bool copy = false;
+    for (const auto& e : of_phase(doc, "X")) {
+        if (e["cat"] == "copy") {
+            copy = true;
+            EXPECT_EQ(e["tid"], 100);
+            EXPECT_EQ(e["args"]["phase"], "copy the timeline");
+        }
+        EXPECT_NE(e["cat"], "inline") << "copying is not an inline job";
+    }
+    EXPECT_TRUE(copy);
+    const auto b = of_phase(doc, "b");
+    const auto wait = std::find_if(b.begin(), b.end(), [](const json& e) { return e["cat"] == "wait"; });
+    ASSERT_NE(wait, b.end());
+    EXPECT_EQ((*wait)["args"]["on"], "workers");
+}
+
+TEST(TraceJson, ACutQueryIsMarkedAndTheRingsReachIsSaid)
+{
+    auto r = plain(1, 0ms, 1ms);
+    const std::string query(100, 'q');
+    r.query_size = duet::server::copy_cut(r.query, query);
+    r.query_cut = true;
+    const std::vector<trace_entry> entries = {r};
+    const auto doc = json::parse(
+        duet::server::trace_json(entries, names(), t0 - 1s, t0 + 1s, t0 + std::chrono::milliseconds{1}));
+    const auto slices = of_phase(doc, "X");
+    ASSERT_EQ(slices.size(), 1U);
+    const std::string shown = slices[0]["args"]["query"];
+    EXPECT_EQ(shown, std::string(r.query.size(), 'q') + "...");
+    EXPECT_TRUE(doc["otherData"]["oldest_us"].is_number());
+}
+
 TEST(TraceJson, TextFromClientsIsEscaped)
 {
     auto r = plain(1, 0ms, 1ms);

@@ -269,9 +269,9 @@ void for_each_key(Config& c, F&& f)
     f(
         key_info{
             "trace.capacity", "records",
-            "Records the timeline keeps (a request, or one of its jobs, or a counter sample each; 136 bytes "
+            "Records the timeline keeps (a request, or one of its jobs, or a counter sample each; 128 bytes "
             "apiece); the oldest are overwritten.",
-            256, 4194304},
+            256, 262144},
         c.trace.capacity);
     f(key_info{"trace.max_concurrent", "responses",
                "/trace responses built or being written at once; one more gets 503. Each may be megabytes.",

@@ -12,16 +12,16 @@
 namespace duet::server {
 
 // I/O-bound: concurrency on one thread. Waiting costs no CPU and blocks nothing.
-task<handler_result> io_sleep(server_state& st, const param_values& p);
-task<handler_result> io_fanout(server_state& st, const param_values& p);
+task<handler_result> io_sleep(server_state& st, handler_args args);
+task<handler_result> io_fanout(server_state& st, handler_args args);
 
 // CPU-bound: parallelism on the worker pool, or the loop blocked on purpose with mode=inline.
-task<handler_result> cpu_primes(server_state& st, const param_values& p);
-task<handler_result> cpu_fib(server_state& st, const param_values& p);
-task<handler_result> cpu_mandelbrot(server_state& st, const param_values& p);
+task<handler_result> cpu_primes(server_state& st, handler_args args);
+task<handler_result> cpu_fib(server_state& st, handler_args args);
+task<handler_result> cpu_mandelbrot(server_state& st, handler_args args);
 
 // The timeline of the last ms (/trace), encoded on a worker.
-task<handler_result> trace_timeline(server_state& st, const param_values& p);
+task<handler_result> trace_timeline(server_state& st, handler_args args);
 
 /// The endpoint table, with limits from the configuration; `workers` is the default parts of a split request.
 std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers);

@@ -3,7 +3,6 @@
 // how that is written as the JSON body and the Server-Timing header.
 
 #include <duet/server/http_types.hpp>
-#include <duet/server/job.hpp>
 #include <duet/server/params.hpp>
 #include <duet/thread_info.hpp>
 
@@ -82,14 +81,6 @@ private:
     std::size_t size_ = 0;
 };
 
-/// A CPU job a handler ran, for the timeline (/trace): on which worker (null: inline on the I/O thread),
-/// when.
-struct job_run
-{
-    const thread_ident* worker = nullptr;
-    job_timing timing{};
-};
-
 /// A reporting handler's success: its result and how it ran.
 struct handler_output
 {
@@ -97,7 +88,6 @@ struct handler_output
     work_report work{};
     nlohmann::ordered_json split = nullptr; ///< mode=split: parts, speedup, efficiency, every part
     std::optional<binary_body> binary{};    ///< when set, the body; the report's figures stay in the headers
-    std::vector<job_run> jobs{};            ///< its CPU jobs, in part order (none for a wait)
     std::shared_ptr<void> lease{};          ///< held by the response until it is gone (see response::lease)
 };
 

@@ -22,8 +22,16 @@ struct server_state;
 /// What a reporting handler produces: the result and how the work ran, or a refusal.
 using handler_result = boost::system::result<handler_output, http_error>;
 
+/// What a reporting handler is called with: the request's validated parameters, and its number in the
+/// timeline, under which it records its CPU jobs (0: not recorded).
+struct handler_args
+{
+    const param_values& params;
+    std::uint64_t trace_seq = 0;
+};
+
 /// A handler whose response carries a report (/io/*, /cpu/*). Runs on the I/O thread; may suspend.
-using report_handler = task<handler_result> (*)(server_state&, const param_values&);
+using report_handler = task<handler_result> (*)(server_state&, handler_args);
 
 /// A handler that answers at once with a fixed shape and no report (/, /healthz, /readyz).
 using plain_handler = response (*)(server_state&, const request&);

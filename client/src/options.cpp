@@ -1,8 +1,6 @@
 // Parsing a run's URL and durations, checking option combinations, and the request's bytes, built once.
 #include <duet/client/options.hpp>
 
-#include <duet/version.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -161,9 +159,6 @@ std::string run_options::request_bytes() const
     std::string r = method + " " + target.target + " HTTP/1.1\r\n";
     if (!given("host")) {
         r += "Host: " + (target.port == 80 ? target.host : target.authority()) + "\r\n";
-    }
-    if (!given("user-agent")) {
-        r += "User-Agent: duet-load/" + std::string{duet::version} + "\r\n";
     }
     for (const auto& [name, value] : headers) {
         r += name + ": " + value + "\r\n";

@@ -100,4 +100,14 @@ TEST(RunOptions, RequestBytesCarryHostHeadersAndBody)
     EXPECT_NE(own_host.find("host: example.org"), std::string::npos);
 }
 
+TEST(RunOptions, AGetIsTheBytesWrkSends)
+{
+    // The same request as wrk's, byte for byte, so that a server does the same work for either tool.
+    run_options o;
+    o.target = parse_url("http://127.0.0.1:8080/healthz");
+    EXPECT_EQ(o.request_bytes(), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
+    o.headers = {{"User-Agent", "mine"}};
+    EXPECT_EQ(o.request_bytes(), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: mine\r\n\r\n");
+}
+
 } // namespace

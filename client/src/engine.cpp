@@ -2,34 +2,33 @@
 // that snapshots and merges their tallies.
 #include <duet/client/engine.hpp>
 
+#include <duet/client/connection.hpp>
+
 #include <duet/thread_info.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <future>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 namespace duet::client {
@@ -44,13 +43,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable_t<io_executor>{});
 
 // A request sent later than this after its intended time counts as late (open loop).
 constexpr auto late_threshold = 1ms;
 
 // After a failed connect, wait this long before the next try, so that a refusing server is not hammered.
 constexpr auto reconnect_pause = 10ms;
+
+// How often a thread checks its connections' deadlines: a tenth of the shorter timeout, 1 to 100 ms. That is
+// only how soon a stuck operation is given up: a response in after its deadline counts as a timeout anyway.
+constexpr int sweeps_per_timeout = 10;
 
 std::chrono::nanoseconds process_cpu()
 {
@@ -98,12 +101,15 @@ struct load_engine::impl
         explicit client_thread(unsigned i) : name{"duet-load-" + std::to_string(i)} {}
 
         std::string name;
-        net::io_context ioc{1};
+        // Only this thread touches its sockets: their reactor operations need no locks (the coordinator's
+        // posts still take the scheduler's, and timers the reactor's).
+        net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
         tally counts;
         std::array<second_slot, 4> seconds;
         std::uint64_t budget = UINT64_MAX; // -n: requests this thread may still send
         bool stopping = false;
-        std::vector<beast::tcp_stream*> streams; // live connections, to cancel on stop
+        std::vector<connection*> live; // live connections: for the sweep, and to close on stop
+        io_timer sweeper{ioc.get_executor()};
         unsigned connections = 0;
         unsigned running = 0; // connections still looping
         std::chrono::nanoseconds cpu{};
@@ -152,19 +158,19 @@ struct load_engine::impl
 
     // One connection: connect, then request after request until the run ends, reconnecting when the server
     // closes. `index` is its number among all connections, for the open-loop schedule.
-    net::awaitable<void> connection(client_thread& th, unsigned index)
+    task<void> run_connection(client_thread& th, unsigned index)
     {
-        beast::tcp_stream stream{co_await net::this_coro::executor};
-        // Registered while it lives, so that a stop can cancel what it is waiting for.
-        th.streams.push_back(&stream);
+        connection conn{co_await net::this_coro::executor};
+        // Registered while it lives, for the sweep and so that a stop can close it.
+        th.live.push_back(&conn);
         struct unregister
         {
             client_thread& th;
-            beast::tcp_stream* s;
-            ~unregister() { std::erase(th.streams, s); }
-        } registration{th, &stream};
-        beast::flat_buffer buffer;
-        net::steady_timer pacer{stream.get_executor()};
+            connection* c;
+            ~unregister() { std::erase(th.live, c); }
+        } registration{th, &conn};
+        io_timer pacer{th.ioc.get_executor()};
+        std::string body; // the response's body, for the server's view; its capacity is kept
         bool connected = false;
         bool ever_connected = false;
         std::uint64_t served_here = 0; // requests answered on the current connection
@@ -179,104 +185,91 @@ struct load_engine::impl
         }
 
         while (!th.stopping) {
-            // Done before (re)connecting too: a connection whose last request failed must not keep dialling a
-            // dead server once the run's requests or time are used up.
-            if (th.budget == 0 || (deadline && steady_clock::now() >= *deadline)) {
-                break;
-            }
             if (!connected) {
-                stream.expires_after(opts.connect_timeout);
-                auto [ec, ep] = co_await stream.async_connect(endpoints, use_tuple);
+                // A connection whose last request failed must not keep dialling a dead server once the run's
+                // requests or time are used up (a connected one checks before each send).
+                if (th.budget == 0 || (deadline && steady_clock::now() >= *deadline)) {
+                    break;
+                }
+                auto ec = co_await conn.connect(endpoints, steady_clock::now() + opts.connect_timeout);
                 if (ec) {
                     if (th.stopping) {
                         break;
                     }
                     count_error(th, &error_counts::connect, steady_clock::now());
+                    conn.close();
                     pacer.expires_after(reconnect_pause);
                     co_await pacer.async_wait(use_tuple);
                     continue;
                 }
-                beast::error_code ignored; // a socket without Nagle is an optimisation, not a requirement
-                stream.socket().set_option(tcp::no_delay{true}, ignored);
                 th.counts.reconnects += ever_connected ? 1 : 0;
                 connected = ever_connected = true;
                 served_here = 0;
             }
 
             // When this request should go: now (closed loop), or its slot in the schedule (open loop).
-            auto intended = steady_clock::now();
+            auto sent = steady_clock::now();
+            auto intended = sent;
             if (opts.rate) {
                 intended = next_intended;
                 next_intended += interval;
-                if (intended > steady_clock::now()) {
+                if (intended > sent) {
                     pacer.expires_at(intended);
                     co_await pacer.async_wait(use_tuple);
                     if (th.stopping) {
                         break;
                     }
+                    sent = steady_clock::now();
                 }
             }
-            if (deadline && steady_clock::now() >= *deadline) {
-                break;
-            }
-            if (th.budget == 0) {
+            if ((deadline && sent >= *deadline) || th.budget == 0) {
                 break;
             }
             --th.budget;
 
-            bool retried = false;
-            for (;;) {
-                auto sent = steady_clock::now();
-                stream.expires_after(opts.timeout);
-                auto [wec, wn] = co_await net::async_write(stream, net::buffer(request), use_tuple);
-                if (wec) {
+            for (bool retried = false;; retried = true) {
+                auto by = sent + opts.timeout;
+                if (auto ec = co_await conn.send(net::buffer(request), by)) {
                     count_error(th,
-                                wec == beast::error::timeout ? &error_counts::timeout : &error_counts::write,
+                                ec == beast::error::timeout ? &error_counts::timeout : &error_counts::write,
                                 steady_clock::now());
                     connected = false;
                     break;
                 }
-                http::response_parser<http::string_body> parser;
-                parser.body_limit(opts.max_body_bytes);
-                parser.skip(opts.method == "HEAD");
-                auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+                response_parser parser{opts.server_view ? &body : nullptr, opts.max_body_bytes,
+                                       opts.method == "HEAD"};
+                auto ec = co_await conn.read_response(parser, by);
                 auto done = steady_clock::now();
-                if (rec) {
+                if (!ec && done > by) {
+                    ec = beast::error::timeout; // in after its deadline, before the sweep came by
+                }
+                if (ec == http::error::end_of_stream && served_here > 0 && !retried && !th.stopping) {
                     // A keep-alive connection the server closed while idle: reconnect and send again, once.
-                    if (rec == http::error::end_of_stream && served_here > 0 && !retried && !th.stopping) {
-                        retried = true;
-                        beast::error_code ignored;
-                        stream.socket().close(ignored);
-                        stream.expires_after(opts.connect_timeout);
-                        auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
-                        if (!cec) {
-                            ++th.counts.reconnects;
-                            served_here = 0;
-                            continue;
-                        }
+                    conn.close();
+                    if (!co_await conn.connect(endpoints, done + opts.connect_timeout)) {
+                        ++th.counts.reconnects;
+                        served_here = 0;
+                        sent = steady_clock::now();
+                        continue;
                     }
-                    count_error(th,
-                                rec == beast::error::timeout ? &error_counts::timeout : &error_counts::read,
-                                done);
+                }
+                if (ec) {
+                    count_error(
+                        th, ec == beast::error::timeout ? &error_counts::timeout : &error_counts::read, done);
                     connected = false;
                     break;
                 }
                 ++served_here;
-                record(th, parser.get(), rn, opts.rate ? intended : sent, sent, done);
-                if (!parser.get().keep_alive()) {
-                    connected = false;
-                }
+                record(th, parser.status(), conn.response_bytes(), body, opts.rate ? intended : sent, sent,
+                       done);
+                connected = parser.keep_alive();
                 break;
             }
             if (!connected) {
-                beast::error_code
-                    ignored; // closing a broken socket can only fail in ways that change nothing
-                stream.socket().close(ignored);
-                buffer.clear();
+                conn.close();
             }
         }
-        beast::error_code ignored; // the run is over: how the socket closes does not matter
-        stream.socket().close(ignored);
+        conn.close(); // the run is over
     }
 
     // A connection's coroutine ended (an exception would be a bug: say so, and still account for it).
@@ -292,11 +285,12 @@ struct load_engine::impl
             }
         }
         if (--th.running == 0) {
+            th.sweeper.cancel();
             connections_finished(th);
         }
     }
 
-    void record(client_thread& th, const http::response<http::string_body>& res, std::size_t bytes,
+    void record(client_thread& th, unsigned code, std::size_t bytes, std::string_view body,
                 steady_clock::time_point intended, steady_clock::time_point sent,
                 steady_clock::time_point done)
     {
@@ -310,7 +304,6 @@ struct load_engine::impl
         auto& c = th.counts;
         ++c.requests;
         c.bytes_read += bytes;
-        auto code = res.result_int();
         ++c.status[code < c.status.size() ? code : 0];
         c.latency.record(done - intended);
         c.service.record(done - sent);
@@ -321,7 +314,25 @@ struct load_engine::impl
         ++s.requests;
         s.latency.record(done - intended);
         if (opts.server_view) {
-            c.server.add_body(res.body());
+            c.server.add_body(body);
+        }
+    }
+
+    // The thread's deadlines, checked a few times per timeout (a timer per operation would be armed and
+    // cancelled twice per request): a connection past its deadline is closed, and its operation ends in a
+    // timeout. Ends with the thread's last connection.
+    task<void> sweep(client_thread& th)
+    {
+        const auto period = std::clamp(std::chrono::duration_cast<nanoseconds>(
+                                           std::min(opts.timeout, opts.connect_timeout) / sweeps_per_timeout),
+                                       nanoseconds{1ms}, nanoseconds{100ms});
+        while (th.running > 0) {
+            th.sweeper.expires_after(period);
+            co_await th.sweeper.async_wait(use_tuple);
+            auto now = steady_clock::now();
+            for (auto* c : th.live) {
+                c->expire_if_due(now);
+            }
         }
     }
 
@@ -361,8 +372,8 @@ struct load_engine::impl
         for (auto& th : threads) {
             net::post(th->ioc, [t = th.get()] {
                 t->stopping = true;
-                for (auto* s : t->streams) {
-                    s->cancel(); // in-flight requests end now; they are not counted
+                for (auto* c : t->live) {
+                    c->close(); // in-flight requests end now; they are not counted
                 }
             });
         }
@@ -430,8 +441,11 @@ run_result load_engine::run(const std::function<void(const progress&)>& on_tick)
         }
         keep_running.push_back(net::make_work_guard(th->ioc));
         for (unsigned c = 0; c < th->connections; ++c) {
-            net::co_spawn(th->ioc, m.connection(*th, index++),
+            net::co_spawn(th->ioc, m.run_connection(*th, index++),
                           [&m, t = th.get()](const std::exception_ptr& e) { m.connection_ended(*t, e); });
+        }
+        if (th->connections > 0) {
+            net::co_spawn(th->ioc, m.sweep(*th), net::detached);
         }
         m.threads.push_back(std::move(th));
     }

@@ -118,7 +118,8 @@ int main(int argc, char** argv)
     app.add_option("--timeout", timeout_text, "deadline for each response")->capture_default_str();
     app.add_option("--connect-timeout", connect_timeout_text, "deadline for each connect")
         ->capture_default_str();
-    app.add_option("-H,--header", header_texts, "'Name: value', repeatable");
+    // One value per -H, so that `-H 'Name: value' URL` leaves the URL alone, as in wrk.
+    app.add_option("-H,--header", header_texts, "'Name: value', repeatable")->allow_extra_args(false);
     app.add_option("-m,--method", o.method, "HTTP method")->capture_default_str();
     app.add_option("--body", o.body, "request body");
     app.add_option("--body-file", body_file, "request body from a file");

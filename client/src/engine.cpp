@@ -236,9 +236,17 @@ struct load_engine::impl
                     connected = false;
                     break;
                 }
-                response_parser parser{opts.server_view ? &body : nullptr, opts.max_body_bytes,
-                                       opts.method == "HEAD"};
-                auto ec = co_await conn.read_response(parser, by);
+                // An interim response (100 Continue, to an Expect: given with -H) is not the answer: the
+                // final one follows on the same connection.
+                std::optional<response_parser> parser;
+                std::size_t bytes = 0;
+                beast::error_code ec;
+                do {
+                    parser.emplace(opts.server_view ? &body : nullptr, opts.max_body_bytes,
+                                   opts.method == "HEAD");
+                    ec = co_await conn.read_response(*parser, by);
+                    bytes += conn.response_bytes();
+                } while (!ec && parser->interim());
                 auto done = steady_clock::now();
                 if (!ec && done > by) {
                     ec = beast::error::timeout; // in after its deadline, before the sweep came by
@@ -260,9 +268,8 @@ struct load_engine::impl
                     break;
                 }
                 ++served_here;
-                record(th, parser.status(), conn.response_bytes(), body, opts.rate ? intended : sent, sent,
-                       done);
-                connected = parser.keep_alive();
+                record(th, parser->status(), bytes, body, opts.rate ? intended : sent, sent, done);
+                connected = parser->keep_alive();
                 break;
             }
             if (!connected) {

@@ -77,6 +77,17 @@ TEST(ResponseParser, SaysWhenTheServerClosesAfterTheResponse)
     EXPECT_FALSE(old.keep_alive());
 }
 
+TEST(ResponseParser, AnInterimResponseSaysSo)
+{
+    response_parser go_ahead{nullptr, 1024, false};
+    ASSERT_FALSE(parse(go_ahead, "HTTP/1.1 100 Continue\r\n\r\n"));
+    EXPECT_TRUE(go_ahead.is_done());
+    EXPECT_TRUE(go_ahead.interim());
+    response_parser final_answer{nullptr, 1024, false};
+    ASSERT_FALSE(parse(final_answer, std::string{ok_response}));
+    EXPECT_FALSE(final_answer.interim());
+}
+
 TEST(ResponseParser, AssemblesAChunkedBody)
 {
     std::string body;

@@ -219,6 +219,24 @@ TEST(LoadProcess, SummaryJsonAndExitCodes)
     std::filesystem::remove_all(dir);
 }
 
+// wrk's usual order (-H before the URL) works, and a 100 Continue asked for with -H is not counted as the
+// answer: the final response that follows it is.
+TEST(LoadProcess, HeadersBeforeTheUrlAndAnInterimResponseIsNotTheAnswer)
+{
+    running_server server;
+    auto url = "http://127.0.0.1:" + std::to_string(server.port()) + "/healthz";
+    duet::test::server_process run{load_binary,
+                                   {"-n", "40", "-c", "2", "-t", "1", "-m", "POST", "--body", "hello", "-H",
+                                    "Expect: 100-continue", "-H", "X-Test: 1", "-q", "--json", "-", url}};
+    EXPECT_EQ(run.wait_exit(20s), 0) << run.output();
+    auto out = run.output();
+    auto j = nlohmann::json::parse(out.substr(out.find('{')));
+    EXPECT_EQ(j["requests"]["completed"], 40);
+    EXPECT_EQ(j["status"].size(), 1U) << j["status"];
+    EXPECT_EQ(j["status"]["405"], 40) << "POST /healthz is refused, after the go-ahead the client asked for";
+    EXPECT_EQ(j["errors"]["read"], 0);
+}
+
 // One command gives a load test and its timeline: the server's /trace of the window the run measured.
 TEST(LoadProcess, TraceWritesTheServersTimelineOfTheRun)
 {

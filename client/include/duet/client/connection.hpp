@@ -47,6 +47,9 @@ public:
     /// The status code (0 until the status line is parsed).
     unsigned status() const noexcept { return status_; }
 
+    /// An interim response (1xx but 101): the final one is still to come on the same connection.
+    bool interim() const noexcept { return status_ >= 100 && status_ < 200 && status_ != 101; }
+
 private:
     void on_request_impl(boost::beast::http::verb, boost::beast::string_view, boost::beast::string_view, int,
                          boost::beast::error_code&) override

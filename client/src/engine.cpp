@@ -108,7 +108,8 @@ struct load_engine::impl
         std::array<second_slot, 4> seconds;
         std::uint64_t budget = UINT64_MAX; // -n: requests this thread may still send
         bool stopping = false;
-        std::vector<connection*> live; // live connections: for the sweep, and to close on stop
+        // Live connections and their pacers: for the sweep, and so that a stop ends what they wait for.
+        std::vector<std::pair<connection*, io_timer*>> live;
         io_timer sweeper{ioc.get_executor()};
         unsigned connections = 0;
         unsigned running = 0; // connections still looping
@@ -161,15 +162,17 @@ struct load_engine::impl
     task<void> run_connection(client_thread& th, unsigned index)
     {
         connection conn{co_await net::this_coro::executor};
-        // Registered while it lives, for the sweep and so that a stop can close it.
-        th.live.push_back(&conn);
+        io_timer pacer{th.ioc.get_executor()};
+        th.live.emplace_back(&conn, &pacer);
         struct unregister
         {
             client_thread& th;
             connection* c;
-            ~unregister() { std::erase(th.live, c); }
+            ~unregister()
+            {
+                std::erase_if(th.live, [this](const auto& l) { return l.first == c; });
+            }
         } registration{th, &conn};
-        io_timer pacer{th.ioc.get_executor()};
         std::string body; // the response's body, for the server's view; its capacity is kept
         bool connected = false;
         bool ever_connected = false;
@@ -337,8 +340,8 @@ struct load_engine::impl
             th.sweeper.expires_after(period);
             co_await th.sweeper.async_wait(use_tuple);
             auto now = steady_clock::now();
-            for (auto* c : th.live) {
-                c->expire_if_due(now);
+            for (const auto& l : th.live) {
+                l.first->expire_if_due(now);
             }
         }
     }
@@ -379,8 +382,9 @@ struct load_engine::impl
         for (auto& th : threads) {
             net::post(th->ioc, [t = th.get()] {
                 t->stopping = true;
-                for (auto* c : t->live) {
-                    c->close(); // in-flight requests end now; they are not counted
+                for (auto [c, pacer] : t->live) {
+                    c->close();      // in-flight requests end now; they are not counted
+                    pacer->cancel(); // and a connection waiting for its next send time does not wait on
                 }
             });
         }

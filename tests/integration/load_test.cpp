@@ -85,6 +85,25 @@ TEST(Load, ConstantRateSendsTheRequestedNumber)
     EXPECT_GE(r.series.size(), 3U);
 }
 
+TEST(Load, TheEndOfTheRunDoesNotWaitForTheNextSendTime)
+{
+    // Open loop at one request per 4 s per connection: at the 1 s deadline the second connection is still
+    // waiting for its first send time (2 s), and the first for its second (4 s). The run ends at the
+    // deadline.
+    running_server server;
+    auto o = target(server.port(), "/healthz");
+    o.connections = 2;
+    o.threads = 1;
+    o.rate = 0.5;
+    o.duration = 1s;
+    load_engine engine{o};
+    auto began = std::chrono::steady_clock::now();
+    auto r = engine.run();
+    auto took = std::chrono::steady_clock::now() - began;
+    EXPECT_EQ(r.counts.requests, 1U);
+    EXPECT_LT(took, 1900ms) << "the run waited for a send time after its deadline";
+}
+
 TEST(Load, AStallShowsInTheCorrectedLatencyNotInTheUncorrected)
 {
     running_server server;

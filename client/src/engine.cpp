@@ -187,11 +187,11 @@ struct load_engine::impl
             next_intended = start + nanoseconds{static_cast<std::int64_t>(1e9 * index / *opts.rate)};
         }
 
-        while (!th.stopping) {
+        while (!th.stopping && th.budget > 0) {
             if (!connected) {
                 // A connection whose last request failed must not keep dialling a dead server once the run's
-                // requests or time are used up (a connected one checks before each send).
-                if (th.budget == 0 || (deadline && steady_clock::now() >= *deadline)) {
+                // time is used up (a connected one checks the time before each send).
+                if (deadline && steady_clock::now() >= *deadline) {
                     break;
                 }
                 auto ec = co_await conn.connect(endpoints, steady_clock::now() + opts.connect_timeout);
@@ -219,7 +219,7 @@ struct load_engine::impl
                 if (intended > sent) {
                     pacer.expires_at(intended);
                     co_await pacer.async_wait(use_tuple);
-                    if (th.stopping) {
+                    if (th.stopping || th.budget == 0) {
                         break;
                     }
                     sent = steady_clock::now();
@@ -228,7 +228,12 @@ struct load_engine::impl
             if ((deadline && sent >= *deadline) || th.budget == 0) {
                 break;
             }
-            --th.budget;
+            if (--th.budget == 0) {
+                // The thread's last request: the others' waits for a send time they will not use end now.
+                for (const auto& l : th.live) {
+                    l.second->cancel();
+                }
+            }
 
             for (bool retried = false;; retried = true) {
                 auto by = sent + opts.timeout;

@@ -104,6 +104,24 @@ TEST(Load, TheEndOfTheRunDoesNotWaitForTheNextSendTime)
     EXPECT_LT(took, 1900ms) << "the run waited for a send time after its deadline";
 }
 
+TEST(Load, ARequestCountEndsTheRunAtItsLastSend)
+{
+    // Open loop, four connections at one request per 2 s each, offset by 0.5 s: the fourth and last request
+    // goes at 1.5 s, when the other three are waiting for send times (2, 2.5 and 3 s) they will not use.
+    running_server server;
+    auto o = target(server.port(), "/healthz");
+    o.connections = 4;
+    o.threads = 1;
+    o.rate = 2.0;
+    o.requests = 4;
+    load_engine engine{o};
+    auto began = std::chrono::steady_clock::now();
+    auto r = engine.run();
+    auto took = std::chrono::steady_clock::now() - began;
+    EXPECT_EQ(r.counts.requests, 4U);
+    EXPECT_LT(took, 2400ms) << "the run waited for send times after its last request";
+}
+
 TEST(Load, AStallShowsInTheCorrectedLatencyNotInTheUncorrected)
 {
     running_server server;

@@ -184,8 +184,8 @@ TEST(SlackTimer, ASignalEmittedAfterTheWaitEndedOrTwiceChangesNothing)
     EXPECT_FALSE(*reusing.ec) << "the ended wait's signal cancelled the wait that reused its node";
 }
 
-// With nothing pending the slack timer holds no Asio timer: io_context::run returns, as it does when the last Asio timer
-// is cancelled, rather than at the cancelled wait's deadline.
+// With nothing pending the slack timer holds no Asio timer: io_context::run returns, as it does when the last
+// Asio timer is cancelled, rather than at the cancelled wait's deadline.
 TEST(SlackTimer, WithEveryWaitCancelledTheLoopHasNoWorkLeft)
 {
     net::io_context ioc;

@@ -1,7 +1,6 @@
 // A load connection's operations and its response parser: connect, send, read a response, expire.
 #include <duet/client/connection.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
@@ -17,8 +16,6 @@ using net::ip::tcp;
 using std::chrono::steady_clock;
 
 namespace {
-
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable_t<io_executor>{});
 
 // How much one read asks for at most: a response's head and a report fit many times over.
 constexpr std::size_t read_limit = 65536;

@@ -6,7 +6,6 @@
 
 #include <duet/thread_info.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -14,7 +13,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <fmt/chrono.h>
@@ -42,8 +40,6 @@ using std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable_t<io_executor>{});
 
 // A request sent later than this after its intended time counts as late (open loop).
 constexpr auto late_threshold = 1ms;

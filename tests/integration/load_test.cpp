@@ -35,6 +35,15 @@ run_options target(std::uint16_t port, const std::string& path)
     return o;
 }
 
+// Runs the engine and says how long the whole run took, start-up and end included.
+std::pair<duet::client::run_result, std::chrono::steady_clock::duration> timed_run(const run_options& o)
+{
+    load_engine engine{o};
+    auto began = std::chrono::steady_clock::now();
+    auto r = engine.run();
+    return {std::move(r), std::chrono::steady_clock::now() - began};
+}
+
 double p99_ms(const duet::histogram& h)
 {
     return static_cast<double>(h.percentile(99)) / 1e6;
@@ -96,10 +105,7 @@ TEST(Load, TheEndOfTheRunDoesNotWaitForTheNextSendTime)
     o.threads = 1;
     o.rate = 0.5;
     o.duration = 1s;
-    load_engine engine{o};
-    auto began = std::chrono::steady_clock::now();
-    auto r = engine.run();
-    auto took = std::chrono::steady_clock::now() - began;
+    auto [r, took] = timed_run(o);
     EXPECT_EQ(r.counts.requests, 1U);
     EXPECT_LT(took, 1900ms) << "the run waited for a send time after its deadline";
 }
@@ -114,10 +120,7 @@ TEST(Load, ARequestCountEndsTheRunAtItsLastSend)
     o.threads = 1;
     o.rate = 2.0;
     o.requests = 4;
-    load_engine engine{o};
-    auto began = std::chrono::steady_clock::now();
-    auto r = engine.run();
-    auto took = std::chrono::steady_clock::now() - began;
+    auto [r, took] = timed_run(o);
     EXPECT_EQ(r.counts.requests, 4U);
     EXPECT_LT(took, 2400ms) << "the run waited for send times after its last request";
 }

@@ -3,6 +3,7 @@
 // paths live here: a response parser that keeps only what the client counts, a write that does not suspend
 // when the socket takes the request at once, and deadlines that the client thread's sweep enforces.
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
@@ -27,6 +28,10 @@ using io_executor = boost::asio::io_context::executor_type;
 /// A coroutine on a client thread.
 template <typename T = void>
 using task = boost::asio::awaitable<T, io_executor>;
+
+/// The completion token of a client thread's operations: a task resumes with the error as a value (errors are
+/// outcomes at the network edge, not exceptions).
+inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable_t<io_executor>{});
 
 using tcp_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, io_executor>;
 using io_timer =

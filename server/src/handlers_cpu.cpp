@@ -5,6 +5,7 @@
 #include <duet/server/server_state.hpp>
 #include <duet/server/trace.hpp>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -159,11 +160,23 @@ task<cpu_result<std::invoke_result_t<Job&>>>
 run_split(server_state& st, std::uint64_t seq, std::vector<Job> jobs, Merge merge, Describe describe_part)
 {
     using value_type = std::invoke_result_t<Job&>;
-    using op_type = decltype(st.pool.async_submit(with_faults(st, std::declval<Job>()), net::deferred));
+    // Each part's completion is bound to this coroutine's executor, so that its worker posts it to the I/O
+    // thread. Unbound, the group's handler for a part has no executor of its own, and Asio would run it on
+    // the system executor: a hidden pool of threads (two per core) that the first split would start.
+    const io_executor io = co_await net::this_coro::executor;
+    auto submit = [&st, io](auto job) {
+        using outcome = job_outcome<std::invoke_result_t<decltype(job)&>>;
+        return net::async_initiate<const net::deferred_t&, void(outcome)>(
+            [&st, io](auto handler, auto fn) {
+                st.pool.async_submit(std::move(fn), net::bind_executor(io, std::move(handler)));
+            },
+            net::deferred, std::move(job));
+    };
+    using op_type = decltype(submit(with_faults(st, std::declval<Job>())));
     std::vector<op_type> ops;
     ops.reserve(jobs.size());
     for (auto& job : jobs) {
-        ops.push_back(st.pool.async_submit(with_faults(st, std::move(job)), net::deferred));
+        ops.push_back(submit(with_faults(st, std::move(job))));
     }
     auto submitted = steady_clock::now();
     auto [order, outcomes] = co_await net::experimental::make_parallel_group(std::move(ops))

@@ -140,6 +140,30 @@ TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
     }
 }
 
+// The process's threads are duet-io and the workers, whatever it serves: no request starts a thread. A split
+// once did: its parts' completions had no executor, and Asio ran them on its system executor's own pool.
+TEST(Process, NoRequestStartsAThread)
+{
+    server_process p{binary, {"--port", "0", "--workers", "2"}};
+    auto port = p.wait_listening();
+    ASSERT_TRUE(port) << p.output();
+    const auto before =
+        std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task"),
+                      std::filesystem::directory_iterator{});
+    for (std::string_view target :
+         {"/cpu/primes?n=100000&mode=split&parts=8", "/cpu/mandelbrot?size=64&mode=split", "/cpu/fib?n=20",
+          "/cpu/fib?n=20&mode=inline", "/io/fanout?n=100&ms=1", "/io/sleep?ms=1", "/trace?ms=1000", "/stats",
+          "/metrics"}) {
+        EXPECT_EQ(duet::test::http_get(*port, target).status, 200U) << target;
+    }
+    const auto after =
+        std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task"),
+                      std::filesystem::directory_iterator{});
+    EXPECT_EQ(after, before);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(), 0);
+}
+
 TEST(Process, AccessLogIsOffByDefaultAndOnByFlag)
 {
     for (bool on : {false, true}) {

@@ -8,8 +8,10 @@ DUET_BUILD_PACKAGES=(
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev
 )
 # What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics; python3 and PyYAML, to
-# check the deployment files under docker/
-DUET_TEST_PACKAGES=(prometheus python3 python3-yaml)
+# check the deployment files under docker/; chromium, for the dashboard's browser test (with Node.js, below)
+DUET_TEST_PACKAGES=(prometheus python3 python3-yaml chromium)
+# Node.js and npm run the browser test; Debian's are enough (Node.js 18), and a newer one already here is kept.
+command -v npm >/dev/null || DUET_TEST_PACKAGES+=(nodejs npm)
 
 duet_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
@@ -28,6 +30,15 @@ duet_install_missing() {
   echo "duet: installing ${missing[*]}"
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# The browser test's npm packages (tests/browser), exactly as its lock file pins them; none downloads a browser.
+duet_install_browser_test_packages() {
+  local dir=tests/browser
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "duet: installing $dir's npm packages"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
 }
 
 # Configures (once) and builds a preset: release, debug, asan or tsan. Extra arguments go to cmake --build.

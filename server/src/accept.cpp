@@ -32,8 +32,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept
 // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths; nullopt when malformed.
 std::optional<int> parse_qvalue(std::string_view q) noexcept
 {
-    if (q.empty() || (q[0] != '0' && q[0] != '1') || q.size() == 2 || q.size() > 5 ||
-        (q.size() > 1 && q[1] != '.')) {
+    if (q.empty() || (q[0] != '0' && q[0] != '1') || q.size() > 5 || (q.size() > 1 && q[1] != '.')) {
         return std::nullopt;
     }
     int value = (q[0] - '0') * 1000;

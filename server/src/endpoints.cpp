@@ -1,16 +1,22 @@
 // The endpoint table, built from the configuration's limits, the plain endpoints' answers, and GET /'s index
 // generated from the table.
+#include <duet/server/accept.hpp>
+#include <duet/server/assets.hpp>
 #include <duet/server/handlers.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/version.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <stdexcept>
+
 namespace duet::server {
 
 namespace http = boost::beast::http;
 
 namespace {
+
+constexpr std::string_view ui_prefix = "/ui/";
 
 response plain_json(http::status status, std::string body, const request& req)
 {
@@ -33,9 +39,54 @@ response readyz(server_state& st, const request& req)
     return plain_json(http::status::ok, R"({"status":"ready"})", req);
 }
 
+// The dashboard's files allow scripts, styles, images and connections from their own origin only, and nothing
+// inline: a value the page inserts can never run. No cache reuses them without asking (they carry no
+// validator, so that is a new download: 39 KB once per visit), so a new server's page is seen at once.
+constexpr std::string_view page_fields =
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Cache-Control: no-cache\r\n";
+
+response asset_response(const embedded_asset& a, const request& req)
+{
+    response res{http::status::ok, req.version};
+    res.content_type = a.content_type;
+    res.body.assign(reinterpret_cast<const char*>(a.bytes.data()), a.bytes.size());
+    res.extra_fields = page_fields;
+    return res;
+}
+
+const embedded_asset* find_asset(std::string_view name) noexcept
+{
+    for (const auto& a : embedded_assets()) {
+        if (a.name == name) {
+            return &a;
+        }
+    }
+    return nullptr;
+}
+
+// GET /: the JSON index, or the dashboard for a client whose Accept prefers text/html (a browser). Either
+// answer says that it varies with Accept, so that a cache in between keeps them apart.
 response index(server_state& st, const request& req)
 {
-    return plain_json(http::status::ok, st.index_body, req);
+    if (preferred_index_form(req.accept) == index_form::html) {
+        auto res = asset_response(*find_asset("index.html"), req);
+        res.vary_accept = true;
+        return res;
+    }
+    auto res = plain_json(http::status::ok, st.index_body, req);
+    res.vary_accept = true;
+    return res;
+}
+
+// /ui/NAME: one of the dashboard's files; the router has matched the path to an endpoint made for it.
+response ui_file(server_state& st, const request& req)
+{
+    const endpoint* ep = st.routes.find(req.target);
+    return asset_response(*find_asset(std::string_view{ep->path}.substr(ui_prefix.size())), req);
 }
 
 response stats(server_state& st, const request& req)
@@ -117,7 +168,8 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
     std::vector<endpoint> eps;
     eps.push_back({.path = "/",
                    .model = "none",
-                   .demonstrates = "this index: every endpoint, its parameters and limits",
+                   .demonstrates = "this index: every endpoint, its parameters and limits; a browser (Accept "
+                                   "preferring text/html) gets the live dashboard instead",
                    .plain = index});
     eps.push_back({.path = "/healthz",
                    .model = "none",
@@ -220,6 +272,18 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
                                .doc = "json: the result and report; pgm: the image itself (binary PGM), the "
                                       "figures in Server-Timing"}},
          .handler = cpu_mandelbrot});
+    if (find_asset("index.html") == nullptr) {
+        throw std::logic_error{
+            "the dashboard's index.html is not among the embedded files (server/CMakeLists.txt)"};
+    }
+    for (const auto& a : embedded_assets()) {
+        if (a.name != "index.html") { // the page itself is GET /'s
+            eps.push_back({.path = std::string{ui_prefix} + std::string{a.name},
+                           .model = "none",
+                           .demonstrates = "a file of the dashboard, compiled into the server",
+                           .plain = ui_file});
+        }
+    }
     return eps;
 }
 

@@ -133,6 +133,7 @@ request_parser::request_parser(request& req, const duet::server_config& sc)
     req_.keep_alive = true;
     req_.expect_continue = false;
     req_.request_id.clear();
+    req_.accept.clear();
     req_.body.clear();
 }
 
@@ -243,6 +244,13 @@ void request_parser::on_field_impl(http::field name, beast::string_view name_str
         break;
     case http::field::expect:
         req_.expect_continue = req_.expect_continue || beast::iequals(value, "100-continue");
+        break;
+    case http::field::accept:
+        // A list field may come split over several lines; joined, it reads as one (RFC 9110 §5.3).
+        if (!req_.accept.empty()) {
+            req_.accept.append(", ");
+        }
+        req_.accept.append(value.data(), value.size());
         break;
     case http::field::unknown:
         if (!id_seen_ && beast::iequals(name_string, "X-Request-Id")) {

@@ -65,6 +65,10 @@ std::array<boost::asio::const_buffer, 2> wire_form(const response& res, std::str
         append_int(head, *res.retry_after_s);
         head.append("\r\n"sv);
     }
+    head.append(res.extra_fields);
+    if (res.vary_accept) {
+        head.append("Vary: Accept\r\n"sv);
+    }
     if (!res.keep_alive) {
         head.append("Connection: close\r\n"sv); // on 1.0 too, where it is the default: said, as nginx does
     } else if (res.version == 10) {

@@ -43,6 +43,9 @@ TEST(Accept, ARangeWithABadWeightIsIgnored)
     EXPECT_EQ(preferred_index_form("text/html;q=, */*;q=0.1"), index_form::json);
     EXPECT_EQ(preferred_index_form("text/html;q=1.000"), index_form::html);
     EXPECT_EQ(preferred_index_form("text/html;Q=0.7, */*;q=0.2"), index_form::html);
+    // A point with no digits after it is a qvalue too (RFC 9110 12.4.2: 0*3DIGIT).
+    EXPECT_EQ(preferred_index_form("text/html;q=1., application/json;q=0."), index_form::html);
+    EXPECT_EQ(preferred_index_form("text/html;q=0., application/json;q=1."), index_form::json);
 }
 
 TEST(Accept, GarbageIsTheIndex)

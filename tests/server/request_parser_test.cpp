@@ -121,6 +121,26 @@ TEST(RequestParser, TrailersDoNotChangeTheRequest)
     EXPECT_FALSE(p.req.expect_continue);
 }
 
+// Accept is a list field: split over several lines it reads as one list (RFC 9110 5.3), and a trailer adds
+// nothing to it. A request without one has none, whatever the request before it on the connection sent.
+TEST(RequestParser, AcceptFieldsAreJoinedIntoOneList)
+{
+    auto p = parse("GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\naccept: */*;q=0.8\r\n\r\n");
+    ASSERT_FALSE(p.ec) << p.ec.message();
+    EXPECT_EQ(p.req.accept, "text/html, */*;q=0.8");
+
+    duet::server_config sc;
+    request req;
+    req.accept = "text/html";
+    request_parser parser{req, sc};
+    EXPECT_TRUE(req.accept.empty());
+
+    auto trailer = parse("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "0\r\nAccept: text/html\r\n\r\n");
+    ASSERT_FALSE(trailer.ec) << trailer.ec.message();
+    EXPECT_TRUE(trailer.req.accept.empty());
+}
+
 TEST(RequestParser, ConnectIsRefusedBeforeItsHeader)
 {
     auto p = parse("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n");

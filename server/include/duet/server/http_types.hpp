@@ -31,6 +31,7 @@ struct request
     bool keep_alive = true; ///< the connection persists after the response, as the version and fields say
     bool expect_continue = false; ///< Expect: 100-continue
     std::string request_id;       ///< X-Request-Id as the client sent it; empty when there is none
+    std::string accept;           ///< Accept, its fields joined by ", " (kept for GET /'s negotiation)
     std::string body;
 
     std::string_view method_string() const
@@ -67,9 +68,11 @@ struct response
     std::optional<timing> server_timing;       ///< Server-Timing
     std::string allow;                         ///< Allow (405); none when empty
     std::optional<std::int64_t> retry_after_s; ///< Retry-After (503)
-    bool event_stream = false;   ///< the header of an event stream: no length, not to be cached or buffered
-    bool head_only = false;      ///< a HEAD: the header with the length of the body, and not the body
-    std::shared_ptr<void> lease; ///< released with the response: counts big answers in flight (/trace)
+    std::string_view extra_fields; ///< static header lines, each ending in CRLF (the dashboard's policy)
+    bool vary_accept = false;      ///< Vary: Accept (GET /, whose form depends on it)
+    bool event_stream = false;     ///< the header of an event stream: no length, not to be cached or buffered
+    bool head_only = false;        ///< a HEAD: the header with the length of the body, and not the body
+    std::shared_ptr<void> lease;   ///< released with the response: counts big answers in flight (/trace)
 
     unsigned status_code() const { return static_cast<unsigned>(status); }
     /// The header of an event stream that the session writes next (a HEAD gets the header alone).

@@ -1,5 +1,7 @@
 // duet-load: the command line; the engine and the results live in duet::client_core.
 #include <duet/client/engine.hpp>
+#include <duet/client/experiment.hpp>
+#include <duet/client/local_server.hpp>
 #include <duet/client/options.hpp>
 #include <duet/client/results.hpp>
 #include <duet/client/trace_fetch.hpp>
@@ -46,6 +48,76 @@ std::string read_file(const std::string& path)
 std::string time_text(double us)
 {
     return us < 1000 ? fmt::format("{:.0f}us", us) : fmt::format("{:.2f}ms", us / 1000);
+}
+
+// duet-load experiment NAME [URL]: each experiment's table and verdict; exit 0 when every claim held (or
+// could not be shown here, which it says), 1 when one did not, 2 when one could not run.
+struct experiment_outputs
+{
+    std::string json;
+    std::string report;
+    std::string svg_dir;
+};
+
+int experiment_main(const std::string& name, const std::string& url_text, std::string server,
+                    const experiment_outputs& out, bool quick, bool quiet, const char* argv0)
+{
+    namespace dc = duet::client;
+    dc::experiment_options o;
+    o.quick = quick;
+    try {
+        if (!url_text.empty()) {
+            o.target = dc::parse_url(url_text);
+        }
+    } catch (const dc::usage_error& e) {
+        std::cerr << "duet-load experiment: " << e.what() << "\n";
+        return exit_usage;
+    }
+    if (server.empty() && !o.target) {
+        server = dc::server_beside(argv0).value_or("");
+    }
+    o.server_binary = server;
+    if (!quiet) {
+        o.log = [](const std::string& line) { std::cerr << "  " << line << "\n"; };
+    }
+    std::vector<std::string> names;
+    if (name == "all") {
+        names = dc::experiment_names();
+    } else {
+        names.push_back(name);
+    }
+    nlohmann::ordered_json all = nlohmann::ordered_json::array();
+    std::vector<dc::experiment_result> results;
+    int code = 0;
+    for (const auto& n : names) {
+        try {
+            auto r = dc::run_experiment(n, o);
+            std::cout << r.table() << "\n" << std::flush;
+            if (r.outcome == dc::experiment_result::verdict::failed) {
+                code = std::max(code, exit_errors);
+            }
+            all.push_back(r.to_json());
+            results.push_back(std::move(r));
+        } catch (const dc::experiment_error& e) {
+            std::cerr << "duet-load experiment " << n << ": " << e.what() << "\n";
+            return exit_usage; // nothing is claimed from an experiment that could not run
+        }
+    }
+    const nlohmann::ordered_json about = {{"duet_load", duet::version}, {"quick", quick}};
+    if (!out.json.empty()) {
+        auto doc = about;
+        doc["experiments"] = all;
+        std::ofstream{out.json} << doc.dump(2) << "\n";
+    }
+    if (!out.report.empty()) {
+        std::ofstream{out.report} << dc::report_html(results, about);
+    }
+    if (!out.svg_dir.empty()) {
+        for (const auto& r : results) {
+            std::ofstream{out.svg_dir + "/" + r.name + ".svg"} << dc::chart_svg(r) << "\n";
+        }
+    }
+    return code;
 }
 
 int merge_main(const std::vector<std::string>& files, const std::string& json_out, bool quiet, bool latency)
@@ -149,6 +221,29 @@ int main(int argc, char** argv)
     merge->add_option("--json", merge_json_out,
                       "write the merged result as JSON to FILE ('-': standard output)");
 
+    auto* experiment = app.add_subcommand(
+        "experiment", "prove a claim about concurrency or parallelism with measured numbers: concurrency, "
+                      "parallelism, split, blocking, single-core, or all");
+    std::string experiment_name;
+    std::string experiment_url;
+    std::string experiment_json;
+    std::string experiment_server;
+    bool experiment_quick = false;
+    experiment->add_option("name", experiment_name, "which experiment, or all")->required();
+    experiment->add_option(
+        "url", experiment_url,
+        "a running duet-server (http://host:port); none: start one beside duet-load for each");
+    experiment->add_option("--json", experiment_json,
+                           "write every point and the environment as JSON to FILE");
+    std::string experiment_report;
+    std::string experiment_svg_dir;
+    experiment->add_option("--report", experiment_report,
+                           "write a self-contained HTML page with a chart per experiment to FILE");
+    experiment->add_option("--svg-dir", experiment_svg_dir, "write each experiment's chart as DIR/NAME.svg");
+    experiment->add_option("--server", experiment_server,
+                           "the duet-server to start (default: beside duet-load)");
+    experiment->add_flag("--quick", experiment_quick, "fewer, shorter points (about 30 s for all)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -161,6 +256,11 @@ int main(int argc, char** argv)
     }
     if (*merge) {
         return merge_main(merge_files, merge_json_out, quiet, latency);
+    }
+    if (*experiment) {
+        return experiment_main(experiment_name, experiment_url, experiment_server,
+                               {experiment_json, experiment_report, experiment_svg_dir}, experiment_quick,
+                               quiet, argv[0]);
     }
 
     try {

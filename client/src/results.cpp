@@ -116,6 +116,9 @@ bool server_view::add_body(std::string_view body)
         r["cores"]["end"].is_number()) {
         ++cores[r["cores"]["end"].get<int>()];
     }
+    if (r.contains("cpu_time_us") && r["cpu_time_us"].is_number()) {
+        cpu_us += r["cpu_time_us"].get<double>();
+    }
     ++reports;
     return true;
 }
@@ -123,6 +126,7 @@ bool server_view::add_body(std::string_view body)
 void server_view::merge(const server_view& o)
 {
     reports += o.reports;
+    cpu_us += o.cpu_us;
     total.merge(o.total);
     queue.merge(o.queue);
     service.merge(o.service);

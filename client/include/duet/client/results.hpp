@@ -39,6 +39,7 @@ struct server_view
         threads;                        ///< who did the work: the worker, or duet-io for event-loop work
     std::map<int, std::uint64_t> cores; ///< the core the work ended on
     std::map<std::string, std::uint64_t> models; ///< event-loop, worker-pool, inline, split
+    double cpu_us = 0; ///< the reports' cpu_time_us, summed: the server's CPU for these requests
 
     /// Adds one response body if it is a duet report ({"result": …, "report": {…}}); false otherwise.
     bool add_body(std::string_view body);

@@ -1,0 +1,176 @@
+// duet-load experiment as a user runs it: against a running duet-server, against servers it starts itself,
+// and against targets it must refuse. The conclusions are asserted with wide margins (a shared 2-CPU
+// machine).
+#include "server_process.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+using namespace std::chrono_literals;
+using duet::test::server_process;
+
+// Under a sanitizer both programs run several times slower: the runs must complete and report, but their
+// timings prove nothing, so the figures are asserted only in a plain build.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool timed = false;
+#else
+constexpr bool timed = true;
+#endif
+
+const std::string load_binary = DUET_LOAD_BINARY;
+const std::string server_binary = DUET_SERVER_BINARY;
+
+struct finished
+{
+    int code = -1;
+    std::string output;
+    nlohmann::json doc; ///< --json's document, when it was asked for and written
+};
+
+finished run_experiment(std::vector<std::string> args, std::chrono::milliseconds timeout = 180s)
+{
+    const auto json =
+        std::filesystem::temp_directory_path() /
+        ("duet-experiment-" + std::to_string(::getpid()) + "-" + std::to_string(rand()) + ".json");
+    args.insert(args.begin(), "experiment");
+    args.insert(args.end(), {"--json", json.string()});
+    server_process p{load_binary, args};
+    finished f;
+    f.code = p.wait_exit(timeout).value_or(-1);
+    f.output = p.output();
+    std::ifstream in{json};
+    if (in) {
+        f.doc = nlohmann::json::parse(in, nullptr, false);
+        std::filesystem::remove(json);
+    }
+    return f;
+}
+
+const nlohmann::json& experiment(const finished& f, const std::string& name)
+{
+    static const nlohmann::json none;
+    if (f.doc.is_object()) {
+        for (const auto& e : f.doc["experiments"]) {
+            if (e["name"] == name) {
+                return e;
+            }
+        }
+    }
+    return none;
+}
+
+double value_at(const nlohmann::json& e, const std::string& label, const std::string& name)
+{
+    for (const auto& p : e["points"]) {
+        if (p["label"] == label) {
+            return p["values"].value(name, -1.0);
+        }
+    }
+    return -1;
+}
+
+TEST(Experiment, AllQuickAgainstARunningServerProvesEachClaimItCan)
+{
+    server_process server{server_binary, {"--port", "0"}};
+    auto port = server.wait_listening();
+    ASSERT_TRUE(port) << server.output();
+    auto f = run_experiment({"all", "--quick", "http://127.0.0.1:" + std::to_string(*port)});
+    ASSERT_TRUE(f.code == 0 || (!timed && f.code == 1)) << f.output; // 1: a claim did not hold
+    ASSERT_EQ(f.doc["experiments"].size(), 5U) << f.output;
+    for (const auto& e : f.doc["experiments"]) {
+        EXPECT_FALSE(e["points"].empty() && e["verdict"] != "not_applicable") << e.dump();
+        EXPECT_FALSE(e["conclusion"].get<std::string>().empty()) << e.dump();
+    }
+    if (!timed) {
+        return;
+    }
+
+    const auto& conc = experiment(f, "concurrency");
+    EXPECT_EQ(conc["verdict"], "held") << f.output;
+    EXPECT_LT(value_at(conc, "1,000", "seconds"), 0.5) << f.output;
+    EXPECT_GT(value_at(conc, "1,000", "seconds"), 0.099) << "a wait cannot end before it began";
+
+    const auto& split = experiment(f, "split");
+    const auto cpus = split["environment"].value("usable_cpus", 0);
+    if (cpus >= 2) {
+        EXPECT_GT(value_at(split, "2", "speedup"), 1.5) << f.output;
+    }
+    const auto& blocking = experiment(f, "blocking");
+    EXPECT_GE(value_at(blocking, "inline", "probe p99 (ms)"),
+              5 * value_at(blocking, "pool", "probe p99 (ms)"))
+        << f.output;
+    // A given server cannot be given other worker counts: the experiment says so rather than guess.
+    EXPECT_EQ(experiment(f, "parallelism")["verdict"], "not_applicable") << f.output;
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(), 0);
+}
+
+TEST(Experiment, WithoutAUrlItStartsTheServersItNeeds)
+{
+    // single-core starts a server on one CPU with two workers: waits still overlap, a split gains nothing.
+    auto f = run_experiment({"single-core", "--quick"});
+    ASSERT_TRUE(f.code == 0 || (!timed && f.code == 1)) << f.output;
+    const auto& e = experiment(f, "single-core");
+    EXPECT_EQ(e["environment"].value("usable_cpus", 0), 1) << f.output;
+    if (!timed) {
+        return;
+    }
+    EXPECT_LT(value_at(e, "1,000 waits", "seconds"), 0.5) << f.output;
+    EXPECT_LT(value_at(e, "a job in 2 parts", "speedup over one after another"), 1.2) << f.output;
+    EXPECT_EQ(e["verdict"], "held") << f.output;
+}
+
+TEST(Experiment, WhatCannotBeMeasuredIsAnErrorAndClaimsNothing)
+{
+    auto unknown = run_experiment({"speed", "--quick"});
+    EXPECT_EQ(unknown.code, 2);
+    EXPECT_NE(unknown.output.find("no experiment named 'speed'"), std::string::npos) << unknown.output;
+
+    // Nothing listens on a port just freed.
+    std::uint16_t free_port = 0;
+    {
+        server_process s{server_binary, {"--port", "0"}};
+        free_port = s.wait_listening().value_or(0);
+        s.signal(SIGTERM);
+        s.wait_exit();
+    }
+    auto unreachable =
+        run_experiment({"concurrency", "--quick", "http://127.0.0.1:" + std::to_string(free_port)});
+    EXPECT_EQ(unreachable.code, 2);
+    EXPECT_NE(unreachable.output.find("cannot connect"), std::string::npos) << unreachable.output;
+    EXPECT_TRUE(unreachable.doc.is_null() || unreachable.doc["experiments"].empty()) << unreachable.output;
+
+    // A server that refuses: 503 to every connection beyond the fourth.
+    server_process small{server_binary, {"--port", "0", "--set", "server.max_connections=4"}};
+    auto port = small.wait_listening();
+    ASSERT_TRUE(port) << small.output();
+    auto refused = run_experiment({"concurrency", "--quick", "http://127.0.0.1:" + std::to_string(*port)});
+    EXPECT_EQ(refused.code, 2);
+    EXPECT_NE(refused.output.find("503"), std::string::npos) << refused.output;
+    EXPECT_NE(refused.output.find("no result is claimed"), std::string::npos) << refused.output;
+    small.signal(SIGTERM);
+    small.wait_exit();
+
+    // An HTTP server that is not duet.
+    server_process other{"/usr/bin/python3", {"-u", "-m", "http.server", "--bind", "127.0.0.1", "0"}};
+    auto line = other.wait_for_output("port ", 10s);
+    ASSERT_TRUE(line) << other.output();
+    const auto at = other.output().find("port ");
+    const auto other_port = std::stoi(other.output().substr(at + 5));
+    auto not_duet =
+        run_experiment({"concurrency", "--quick", "http://127.0.0.1:" + std::to_string(other_port)});
+    EXPECT_EQ(not_duet.code, 2);
+    EXPECT_NE(not_duet.output.find("duet-server"), std::string::npos) << not_duet.output;
+}
+
+} // namespace

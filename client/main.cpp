@@ -10,9 +10,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -52,6 +54,16 @@ std::string time_text(double us)
 
 // duet-load experiment NAME [URL]: each experiment's table and verdict; exit 0 when every claim held (or
 // could not be shown here, which it says), 1 when one did not, 2 when one could not run.
+// As many descriptors as the hard limit allows (the soft limit is often 1,024).
+void raise_descriptor_limit()
+{
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
 struct experiment_outputs
 {
     std::string json;
@@ -86,6 +98,7 @@ int experiment_main(const std::string& name, const std::string& url_text, std::s
     } else {
         names.push_back(name);
     }
+    raise_descriptor_limit(); // concurrency opens 1,000 connections from one thread
     nlohmann::ordered_json all = nlohmann::ordered_json::array();
     std::vector<dc::experiment_result> results;
     int code = 0;
@@ -98,26 +111,44 @@ int experiment_main(const std::string& name, const std::string& url_text, std::s
             }
             all.push_back(r.to_json());
             results.push_back(std::move(r));
-        } catch (const dc::experiment_error& e) {
+        } catch (const std::exception& e) {
+            // Nothing is claimed from an experiment that could not run; those before it are written below.
             std::cerr << "duet-load experiment " << n << ": " << e.what() << "\n";
-            return exit_usage; // nothing is claimed from an experiment that could not run
+            code = exit_usage;
+            break;
         }
     }
     const nlohmann::ordered_json about = {{"duet_load", duet::version}, {"quick", quick}};
+    const auto write = [](const std::string& path, const std::string& text) {
+        if (path == "-") {
+            std::cout << text;
+            return true;
+        }
+        std::ofstream f{path};
+        f << text;
+        f.close();
+        if (!f) {
+            std::cerr << "duet-load experiment: " << path << ": cannot be written\n";
+        }
+        return static_cast<bool>(f);
+    };
+    bool written = true;
     if (!out.json.empty()) {
         auto doc = about;
         doc["experiments"] = all;
-        std::ofstream{out.json} << doc.dump(2) << "\n";
-    }
-    if (!out.report.empty()) {
-        std::ofstream{out.report} << dc::report_html(results, about);
+        written = write(out.json, doc.dump(2) + "\n") && written;
     }
     if (!out.svg_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(out.svg_dir, ec);
         for (const auto& r : results) {
-            std::ofstream{out.svg_dir + "/" + r.name + ".svg"} << dc::chart_svg(r) << "\n";
+            written = write(out.svg_dir + "/" + r.name + ".svg", dc::chart_svg(r) + "\n") && written;
         }
     }
-    return code;
+    if (!out.report.empty()) {
+        written = write(out.report, dc::report_html(results, about)) && written;
+    }
+    return written ? code : exit_usage;
 }
 
 int merge_main(const std::vector<std::string>& files, const std::string& json_out, bool quiet, bool latency)
@@ -242,7 +273,8 @@ int main(int argc, char** argv)
     experiment->add_option("--svg-dir", experiment_svg_dir, "write each experiment's chart as DIR/NAME.svg");
     experiment->add_option("--server", experiment_server,
                            "the duet-server to start (default: beside duet-load)");
-    experiment->add_flag("--quick", experiment_quick, "fewer, shorter points (about 30 s for all)");
+    experiment->add_flag("-q,--quiet", quiet, "no progress lines (the tables and verdicts still print)");
+    experiment->add_flag("--quick", experiment_quick, "fewer, shorter points (about 15 s for all)");
 
     try {
         app.parse(argc, argv);

@@ -112,8 +112,8 @@ std::string chart_svg(const experiment_result& r)
         const double y = ymax * i / 5;
         svg += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#e3e6ea"/>)", left,
                            width - right, sy(y), sy(y));
-        svg += fmt::format(R"(<text x="{}" y="{:.1f}" text-anchor="end" fill="#5d6875">{:g}</text>)", left - 6,
-                           sy(y) + 4, y);
+        svg += fmt::format(R"(<text x="{}" y="{:.1f}" text-anchor="end" fill="#5d6875">{:g}</text>)",
+                           left - 6, sy(y) + 4, y);
     }
     for (std::size_t i = 0; i < r.points.size(); ++i) {
         svg += fmt::format(R"(<text x="{:.1f}" y="{}" text-anchor="middle" fill="#5d6875">{}</text>)",
@@ -184,7 +184,8 @@ th:first-child, td:first-child { text-align: left; }
 )";
     html += fmt::format("<p>{}</p>\n", escaped(environment.dump()));
     for (const auto& r : results) {
-        html += fmt::format("<h2>{}</h2>\n<p>{}</p>\n", escaped(r.name), escaped(r.claim));
+        html += fmt::format("<h2>{}</h2>\n<p>{}</p>\n<p><small>server: {}</small></p>\n", escaped(r.name),
+                            escaped(r.claim), escaped(r.environment.dump()));
         html += chart_svg(r);
         html += "\n<table><tr><th>" + escaped(r.varied) + "</th>";
         if (!r.points.empty()) {

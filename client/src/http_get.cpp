@@ -20,32 +20,51 @@ namespace http = beast::http;
 http_answer http_get(const url& target, const std::string& path, std::chrono::milliseconds timeout,
                      std::uint64_t max_bytes)
 {
+    // Asynchronous calls on one io_context run here: a stream's deadline applies only to asynchronous
+    // operations, and a blocking connect would wait for the kernel's retries (minutes) instead.
     net::io_context ioc;
     net::ip::tcp::resolver resolver{ioc};
     beast::tcp_stream stream{ioc};
-    beast::error_code ec;
-    const auto endpoints = resolver.resolve(target.host, std::to_string(target.port), ec);
-    if (ec) {
-        throw http_get_error{"cannot resolve " + target.host + ": " + ec.message()};
-    }
-    stream.expires_after(timeout);
-    stream.connect(endpoints, ec);
-    if (ec) {
-        throw http_get_error{"cannot connect to " + target.authority() + ": " + ec.message()};
-    }
     http::request<http::empty_body> req{http::verb::get, path, 11};
     req.set(http::field::host, target.authority());
     req.set(http::field::accept, "application/json");
     req.set(http::field::connection, "close");
-    http::write(stream, req, ec);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(max_bytes);
-    if (!ec) {
-        http::read(stream, buffer, parser, ec);
-    }
-    if (ec) {
-        throw http_get_error{"GET " + path + " on " + target.authority() + " failed: " + ec.message()};
+    std::string failed; // what went wrong, in one line; empty when the answer is whole
+
+    const auto on_read = [&](beast::error_code ec, std::size_t) {
+        if (ec) {
+            failed = "GET " + path + " on " + target.authority() + " failed: " + ec.message();
+        }
+    };
+    const auto on_write = [&](beast::error_code ec, std::size_t) {
+        if (ec) {
+            failed = "GET " + path + " on " + target.authority() + " failed: " + ec.message();
+            return;
+        }
+        http::async_read(stream, buffer, parser, on_read);
+    };
+    const auto on_connect = [&](beast::error_code ec, const net::ip::tcp::endpoint&) {
+        if (ec) {
+            failed = "cannot connect to " + target.authority() + ": " + ec.message();
+            return;
+        }
+        http::async_write(stream, req, on_write);
+    };
+    stream.expires_after(timeout); // one deadline for the connection, the request and the whole answer
+    resolver.async_resolve(target.host, std::to_string(target.port),
+                           [&](beast::error_code ec, const net::ip::tcp::resolver::results_type& endpoints) {
+                               if (ec) {
+                                   failed = "cannot resolve " + target.host + ": " + ec.message();
+                                   return;
+                               }
+                               stream.async_connect(endpoints, on_connect);
+                           });
+    ioc.run();
+    if (!failed.empty()) {
+        throw http_get_error{failed};
     }
     return {parser.get().result_int(), std::move(parser.get().body())};
 }

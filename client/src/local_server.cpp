@@ -1,15 +1,16 @@
-// Starting and stopping a duet-server for an experiment: posix_spawn with its output on a pipe, the port read
-// from its start-up line, and a CPU affinity inherited from the spawning thread.
+// Starting and stopping a duet-server for an experiment: fork and exec with its output on a pipe, the port
+// read from its start-up line, on the CPU asked for, and ended with duet-load whatever ends it.
 #include <duet/client/local_server.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,53 +25,23 @@ namespace {
 
 using std::chrono::steady_clock;
 
-// A child inherits the affinity of the thread that spawns it: this thread takes the one CPU for the spawn,
-// and gets its own mask back afterwards.
-class affinity_for_spawn
+// The child's environment: this process's, without the DUET_* variables a duet-server reads, which rank above
+// its flags' defaults: a user's DUET_SERVER_MAX_CONNECTIONS must not change what an experiment measures.
+std::vector<std::string> child_environment()
 {
-public:
-    explicit affinity_for_spawn(std::optional<int> cpu)
-    {
-        if (!cpu) {
-            return;
-        }
-        if (sched_getaffinity(0, sizeof(saved_), &saved_) != 0) {
-            throw local_server_error{"cannot read this thread's CPU affinity"};
-        }
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(static_cast<std::size_t>(*cpu), &one);
-        if (sched_setaffinity(0, sizeof(one), &one) != 0) {
-            throw local_server_error{"cannot run on CPU " + std::to_string(*cpu) + " alone"};
-        }
-        restore_ = true;
-    }
-    ~affinity_for_spawn()
-    {
-        if (restore_) {
-            sched_setaffinity(0, sizeof(saved_), &saved_);
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        if (std::string_view{*e}.rfind("DUET_", 0) != 0) {
+            env.emplace_back(*e);
         }
     }
-    affinity_for_spawn(const affinity_for_spawn&) = delete;
-    affinity_for_spawn& operator=(const affinity_for_spawn&) = delete;
-
-private:
-    cpu_set_t saved_{};
-    bool restore_ = false;
-};
+    return env;
+}
 
 } // namespace
 
 local_server::local_server(settings s)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        throw local_server_error{"pipe failed"};
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     std::vector<std::string> argv_storage{s.binary, "--bind",      "127.0.0.1", "--port",
                                           "0",      "--log-level", "info"};
     argv_storage.insert(argv_storage.end(), s.args.begin(), s.args.end());
@@ -79,19 +50,65 @@ local_server::local_server(settings s)
         argv.push_back(a.data());
     }
     argv.push_back(nullptr);
-    int rc = 0;
-    {
-        affinity_for_spawn pinned{s.cpu};
-        rc = posix_spawn(&pid_, s.binary.c_str(), &actions, nullptr, argv.data(), environ);
+    auto env_storage = child_environment();
+    std::vector<char*> envp;
+    for (auto& e : env_storage) {
+        envp.push_back(e.data());
     }
-    posix_spawn_file_actions_destroy(&actions);
+    envp.push_back(nullptr);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (s.cpu) {
+        CPU_SET(static_cast<std::size_t>(*s.cpu), &one);
+    }
+    const int parent = getpid();
+
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        throw local_server_error{"pipe failed"};
+    }
+    // fork and exec rather than posix_spawn, for what only the child can do before exec: die with duet-load
+    // (a server left listening after duet-load was killed would outlive every experiment), and take its CPU.
+    // Between fork and exec only async-signal-safe calls.
+    pid_ = fork();
+    if (pid_ == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) {
+            _exit(127); // duet-load died before the line above
+        }
+        if (s.cpu && sched_setaffinity(0, sizeof(one), &one) != 0) {
+            _exit(126);
+        }
+        const int null = open("/dev/null", O_RDONLY);
+        dup2(null, STDIN_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        execve(argv[0], argv.data(), envp.data());
+        _exit(127);
+    }
     close(fds[1]);
     out_fd_ = fds[0];
-    if (rc != 0) {
+    if (pid_ < 0) {
         close(out_fd_);
-        pid_ = -1;
-        throw local_server_error{"cannot start " + s.binary + ": " + std::strerror(rc)};
+        out_fd_ = -1;
+        throw local_server_error{"cannot start " + s.binary + ": fork failed"};
     }
+    try {
+        wait_listening(s);
+        // From here on its output is read and dropped, so that a full pipe never blocks the server's logging.
+        drainer_ = std::thread{[fd = out_fd_] {
+            char buf[4096];
+            while (read(fd, buf, sizeof buf) > 0) {
+            }
+        }};
+    } catch (...) {
+        stop();
+        throw;
+    }
+}
+
+void local_server::wait_listening(const settings& s)
+{
     // The start-up line names the port: "listening on 127.0.0.1:PORT (...)".
     static const std::regex listening{R"(listening on [^ ]*:(\d+) )"};
     const auto deadline = steady_clock::now() + s.start_timeout;
@@ -101,25 +118,18 @@ local_server::local_server(settings s)
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
         pollfd p{out_fd_, POLLIN, 0};
         if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-            stop();
             throw local_server_error{s.binary + " did not start within " +
                                      std::to_string(s.start_timeout.count()) + " ms; it printed: " + output_};
         }
         char buf[4096];
         const auto n = read(out_fd_, buf, sizeof buf);
         if (n <= 0) {
-            stop();
-            throw local_server_error{s.binary + " exited at start; it printed: " + output_};
+            throw local_server_error{s.binary +
+                                     " could not start (is it a duet-server?); it printed: " + output_};
         }
         output_.append(buf, static_cast<std::size_t>(n));
     }
     address_ = parse_url("http://127.0.0.1:" + m[1].str() + "/");
-    // From here on its output is read and dropped, so that a full pipe never blocks the server's logging.
-    drainer_ = std::thread{[fd = out_fd_] {
-        char buf[4096];
-        while (read(fd, buf, sizeof buf) > 0) {
-        }
-    }};
 }
 
 local_server::~local_server()
@@ -134,22 +144,32 @@ int local_server::stop()
     }
     kill(pid_, SIGTERM);
     int status = 0;
-    const auto deadline = steady_clock::now() + std::chrono::seconds{15};
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
+    bool reaped = false;
+    const auto deadline =
+        steady_clock::now() + std::chrono::seconds{15}; // beyond the server's own drain bound
+    while (!reaped) {
+        const auto r = waitpid(pid_, &status, WNOHANG);
+        if (r == pid_ || (r < 0 && errno != EINTR)) {
+            reaped = r == pid_; // ECHILD: someone else reaped it; it is gone either way
+            break;
+        }
         if (steady_clock::now() > deadline) {
             kill(pid_, SIGKILL);
-            waitpid(pid_, &status, 0);
+            reaped = waitpid(pid_, &status, 0) == pid_;
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds{10});
     }
     pid_ = -1;
     if (drainer_.joinable()) {
-        drainer_.join(); // the pipe's writers are gone: the read sees its end
+        drainer_.join(); // the pipe's only writer is gone: the read sees its end
     }
     if (out_fd_ >= 0) {
         close(out_fd_);
         out_fd_ = -1;
+    }
+    if (!reaped) {
+        return -1;
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

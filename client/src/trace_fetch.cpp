@@ -44,7 +44,7 @@ fetched_trace fetch_trace(const url& target, std::chrono::milliseconds window,
             throw trace_error{target.authority() + " has no /trace: is it a duet-server?"};
         }
         throw trace_error{"GET /trace on " + target.authority() + ": " + std::to_string(res.status) + " " +
-                          e.value("message", std::string{"(no message)"})};
+                          e.value("message", std::string{"(not a duet error)"})};
     }
     throw trace_error{"GET /trace on " + target.authority() + " refused every window"};
 }

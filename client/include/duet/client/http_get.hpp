@@ -24,7 +24,8 @@ struct http_answer
     std::string body;
 };
 
-/// GET path on target's host and port; a body beyond max_bytes is an error.
+/// GET path on target's host and port, all of it (connection, request, answer) within `timeout`; a body
+/// beyond max_bytes is an error.
 http_answer http_get(const url& target, const std::string& path, std::chrono::milliseconds timeout,
                      std::uint64_t max_bytes = 64ULL << 20U);
 

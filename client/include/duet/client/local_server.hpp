@@ -19,8 +19,9 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// duet-server as a child process on 127.0.0.1 and a port of its choosing. Stopped (SIGTERM, then SIGKILL
-/// after the drain's bound) when destroyed.
+/// duet-server as a child process on 127.0.0.1 and a port of its choosing, without the DUET_* variables of
+/// this environment. Stopped (SIGTERM, then SIGKILL after the drain's bound) when destroyed, and sent SIGTERM
+/// by the kernel if duet-load dies first.
 class local_server
 {
 public:
@@ -47,6 +48,8 @@ public:
     std::chrono::nanoseconds cpu_time() const;
 
 private:
+    void wait_listening(const settings& s);
+
     int pid_ = -1;
     int out_fd_ = -1;
     url address_;

@@ -274,7 +274,7 @@ int main(int argc, char** argv)
     experiment->add_option("--server", experiment_server,
                            "the duet-server to start (default: beside duet-load)");
     experiment->add_flag("-q,--quiet", quiet, "no progress lines (the tables and verdicts still print)");
-    experiment->add_flag("--quick", experiment_quick, "fewer, shorter points (about 15 s for all)");
+    experiment->add_flag("--quick", experiment_quick, "fewer, shorter points (about 10 s for all)");
 
     try {
         app.parse(argc, argv);

@@ -230,6 +230,29 @@ std::string thousands(std::uint64_t v)
     return s;
 }
 
+// The server's time for /cpu/primes?n=N split in each of `parts`, in seconds: rounds over every count, one
+// request each, and the median per count (the lower of two), so that a machine whose load drifts weighs on
+// every count alike.
+std::vector<double> split_seconds(const target_server& server, std::int64_t n,
+                                  const std::vector<std::int64_t>& parts, int rounds)
+{
+    std::vector<std::vector<double>> runs(parts.size());
+    for (int round = 0; round < rounds; ++round) {
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            auto r =
+                measure_reported(server.at(fmt::format("/cpu/primes?n={}&mode=split&parts={}", n, parts[i])),
+                                 {.connections = 1, .requests = 1});
+            runs[i].push_back(ms_of_ns(r.counts.server.total.max()) / 1000);
+        }
+    }
+    std::vector<double> medians;
+    for (auto& r : runs) {
+        std::sort(r.begin(), r.end());
+        medians.push_back(r[(r.size() - 1) / 2]);
+    }
+    return medians;
+}
+
 // ---- the experiments
 // ----------------------------------------------------------------------------------------
 
@@ -314,21 +337,10 @@ experiment_result split(const experiment_options& o)
         }
     }
     std::erase_if(ps, [&](std::int64_t p) { return p > max_parts; });
-    // Rounds over every part count, one request each, and the median per count: a machine whose load drifts
-    // weighs on every count alike.
-    std::vector<std::vector<double>> runs(ps.size());
-    for (int round = 0; round < (o.quick ? 2 : 3); ++round) {
-        for (std::size_t i = 0; i < ps.size(); ++i) {
-            auto r =
-                measure_reported(server.at(fmt::format("/cpu/primes?n={}&mode=split&parts={}", n, ps[i])),
-                                 {.connections = 1, .requests = 1});
-            runs[i].push_back(ms_of_ns(r.counts.server.total.max()) / 1000);
-        }
-    }
+    const auto times = split_seconds(server, n, ps, o.quick ? 2 : 3);
     double t1 = 0;
     for (std::size_t i = 0; i < ps.size(); ++i) {
-        std::sort(runs[i].begin(), runs[i].end());
-        const double took = runs[i][(runs[i].size() - 1) / 2];
+        const double took = times[i];
         if (ps[i] == 1) {
             t1 = took;
         }
@@ -563,19 +575,7 @@ experiment_result single_core(const experiment_options& o)
     const auto n = f.bounded("/cpu/primes n", 2'000'000);
     // One part and two, alternating, and the median of each: on one CPU anything else running there (the
     // connections of the waits above closing, another program) would otherwise weigh on one side only.
-    std::vector<double> runs[2];
-    for (int round = 0; round < (o.quick ? 3 : 5); ++round) {
-        for (int p = 1; p <= 2; ++p) {
-            auto r = measure_reported(server.at(fmt::format("/cpu/primes?n={}&mode=split&parts={}", n, p)),
-                                      {.connections = 1, .requests = 1});
-            runs[p - 1].push_back(ms_of_ns(r.counts.server.total.max()) / 1000);
-        }
-    }
-    double times[2] = {0, 0};
-    for (int i = 0; i < 2; ++i) {
-        std::sort(runs[i].begin(), runs[i].end());
-        times[i] = runs[i][runs[i].size() / 2];
-    }
+    const auto times = split_seconds(server, n, {1, 2}, o.quick ? 3 : 5);
     const double speedup = times[1] > 0 ? times[0] / times[1] : 0;
     res.points.push_back({.x = 1,
                           .label = "a job in 2 parts, against 1",

@@ -93,13 +93,6 @@ export class LineChart {
     this.end = Math.max(this.end, x);
   }
 
-  clear() {
-    this.series.clear();
-    this.legend.replaceChildren();
-    this.end = 0;
-    this.draw();
-  }
-
   // The largest y of a series (or of all) in the visible range.
   max(name) {
     let m = 0;

@@ -5,7 +5,7 @@
 # build has tests and micro-benchmarks).
 DUET_BUILD_PACKAGES=(
   g++ cmake ninja-build
-  libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev
+  libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev liburing-dev
 )
 # What the test suite runs besides duet: promtool and a real Prometheus, to check /metrics; python3 and PyYAML, to
 # check the deployment files under docker/; chromium, for the dashboard's browser test (with Node.js, below)

@@ -51,7 +51,7 @@ void check_range(const key_info& info, std::int64_t v, std::string_view source)
 void check_choice(const key_info& info, const std::string& v, std::string_view source)
 {
     if (info.choices.empty()) {
-        if (v.empty()) {
+        if (v.empty() && !info.may_be_empty) {
             fail(info.name, source, "must not be empty");
         }
         return;

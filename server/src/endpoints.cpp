@@ -154,9 +154,21 @@ param_spec parts_param(const duet::limits_config& lim, unsigned workers)
                       .limit_key = "limits.max_parts"};
 }
 
+// mode for the I/O endpoints: the event loop (the default), or the classic thread-per-request way.
+param_spec io_mode_param(std::string loop_doc)
+{
+    return param_spec{.name = "mode",
+                      .fallback = 0,
+                      .choices = {"loop", "threads"},
+                      .doc =
+                          std::move(loop_doc) +
+                          "; threads: a thread of the blocking pool (io.blocking_threads) blocks in it, so "
+                          "at most that many overlap and the rest queue"};
+}
+
 } // namespace
 
-std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
+std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers, std::uint64_t file_bytes)
 {
     const auto& lim = cfg.limits;
     param_spec sleep_ms{.name = "ms",
@@ -206,10 +218,12 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
                                          .limit_key = "limits.max_trace_ms"}},
                    .handler = trace_timeline});
     eps.push_back({.path = "/io/sleep",
-                   .model = "event-loop",
-                   .demonstrates = "concurrency: one timer wait (a stand-in for a database call); thousands "
-                                   "overlap on one thread and cost no CPU while waiting",
-                   .params = {sleep_ms},
+                   .model = "event-loop or blocking-thread",
+                   .demonstrates =
+                       "concurrency: one timer wait (a stand-in for a database call); thousands "
+                       "overlap on one thread and cost no CPU while waiting. mode=threads waits on a "
+                       "blocking thread instead, as a thread-per-request server does",
+                   .params = {sleep_ms, io_mode_param("loop: a timer on the I/O thread's event loop")},
                    .handler = io_sleep});
     eps.push_back({.path = "/io/fanout",
                    .model = "event-loop",
@@ -222,6 +236,46 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers)
                                          .limit_key = "limits.max_fanout"},
                               sleep_ms},
                    .handler = io_fanout});
+    eps.push_back({.path = "/io/call",
+                   .model = "event-loop or blocking-thread",
+                   .demonstrates = "real network I/O: n HTTP calls at once to the configured upstream "
+                                   "(upstream.url), each asking it to wait ms, over a pool of keep-alive "
+                                   "connections; the request takes about ms, not n x ms",
+                   .params = {param_spec{.name = "n",
+                                         .min = 1,
+                                         .max = lim.max_calls,
+                                         .fallback = 1,
+                                         .unit = "calls",
+                                         .doc = "how many calls to make at once",
+                                         .limit_key = "limits.max_calls"},
+                              param_spec{.name = "ms",
+                                         .min = 0,
+                                         .max = lim.max_sleep_ms,
+                                         .fallback = 0,
+                                         .unit = "ms",
+                                         .doc = "how long the upstream waits before it answers each call",
+                                         .limit_key = "limits.max_sleep_ms"},
+                              io_mode_param("loop: the calls are coroutines on the I/O thread, on pooled "
+                                            "connections (upstream.max_connections)")},
+                   .handler = io_call});
+    const auto file_kb = file_bytes > 0 ? static_cast<std::int64_t>(file_bytes / 1024) : lim.max_file_kb;
+    const auto kb_max = std::max<std::int64_t>(std::min(lim.max_file_kb, file_kb), 1);
+    eps.push_back(
+        {.path = "/io/file",
+         .model = "io_uring or blocking-thread",
+         .demonstrates = "real file I/O: reads kb KiB at a random offset of the data file "
+                         "(io.file_path) and returns its FNV-1a checksum; through io_uring on the "
+                         "event loop where the kernel allows it, else on a blocking thread",
+         .params = {param_spec{.name = "kb",
+                               .min = 1,
+                               .max = kb_max,
+                               .fallback = std::min<std::int64_t>(64, kb_max),
+                               .unit = "KiB",
+                               .doc = "how much to read (at most limits.max_file_kb and the file's size)",
+                               .limit_key = "limits.max_file_kb"},
+                    io_mode_param("loop: io_uring on the I/O thread (the start-up line and /stats say "
+                                  "whether this server has it; without it, the blocking threads)")},
+         .handler = io_file});
     eps.push_back({.path = "/cpu/primes",
                    .model = "worker-pool, inline or split",
                    .demonstrates = "parallelism: counts primes <= n by trial division on a worker thread (or "

@@ -25,6 +25,12 @@ trace_names names_of(const server_state& st)
     for (const auto& w : st.pool.workers()) {
         names.workers.push_back(w.ident);
     }
+    if (st.blocking != nullptr) {
+        names.blocking_from = names.workers.size();
+        for (const auto& w : st.blocking->workers()) {
+            names.workers.push_back(w.ident);
+        }
+    }
     for (const auto& e : st.routes.endpoints()) {
         names.endpoints.push_back(e.path);
     }

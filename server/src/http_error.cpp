@@ -19,6 +19,9 @@ std::string http_error::body() const
     if (limit) {
         e["limit"] = *limit;
     }
+    if (upstream_status != 0) {
+        e["upstream_status"] = upstream_status;
+    }
     // Client bytes (a parameter name) may be invalid UTF-8: json_text replaces them rather than throw.
     return json_text(nlohmann::ordered_json{{"error", std::move(e)}});
 }

@@ -79,10 +79,10 @@ std::string json_text(const nlohmann::ordered_json& j)
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-result_fields::result_fields(result_field a, result_field b, result_field c, result_field d)
-    : fields_{a, b, c, d}
+result_fields::result_fields(result_field a, result_field b, result_field c, result_field d, result_field e)
+    : fields_{a, b, c, d, e}
 {
-    static_assert(capacity == 4, "one constructor parameter per place");
+    static_assert(capacity == 5, "one constructor parameter per place");
     const auto none = [](const result_field& f) { return f.name.empty(); };
     const auto end = std::find_if(fields_.begin(), fields_.end(), none);
     assert(std::all_of(end, fields_.end(), none)); // fields fill the first places, without gaps
@@ -144,6 +144,13 @@ std::string report_body(const report_context& ctx, const handler_output& out)
     append_int(body, w.core_end);
     body += R"(},"cpu_time_us":)"sv;
     append_micros(body, w.cpu);
+    if (w.voluntary_switches >= 0) {
+        body += R"(,"context_switches":{"voluntary":)"sv;
+        append_int(body, w.voluntary_switches);
+        body += R"(,"involuntary":)"sv;
+        append_int(body, w.involuntary_switches);
+        body += '}';
+    }
     if (!out.split.is_null()) {
         body += R"(,"split":)"sv;
         body += json_text(out.split);

@@ -121,8 +121,9 @@ routed_request route_request(server_state& st, const request& req, steady_clock:
 task<response> call_handler(server_state& st, const request& req, handler_call call,
                             steady_clock::time_point received)
 {
-    co_return respond(st, req, *call.ep, call, received,
-                      co_await call.ep->handler(st, {.params = call.params, .trace_seq = call.seq}));
+    co_return respond(
+        st, req, *call.ep, call, received,
+        co_await call.ep->handler(st, {.params = call.params, .trace_seq = call.seq, .id = call.id}));
 }
 
 task<response> handle_request(server_state& st, const request& req, steady_clock::time_point received,

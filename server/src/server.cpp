@@ -1,11 +1,13 @@
 // The server's wiring: the pool, the io_context and its one thread, the listener, the timers that drive the
 // statistics, the deadline sweep, signals and the drain.
 #include <duet/cpu_allowance.hpp>
+#include <duet/server/data_file.hpp>
 #include <duet/server/listener.hpp>
 #include <duet/server/server.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/server/slack_timer.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/upstream.hpp>
 #include <duet/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -111,10 +113,23 @@ struct server::impl
     explicit impl(duet::config c)
         : fd_limit{raise_descriptor_limit()}, cfg{std::move(c)}, cpus{detect_cpu_allowance()},
           pool{worker_count(cfg, cpus), static_cast<std::size_t>(cfg.pool.queue_limit), placement(cfg)},
-          st{cfg, pool, cpus}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
+          blocking{static_cast<unsigned>(cfg.io.blocking_threads),
+                   static_cast<std::size_t>(cfg.io.blocking_queue_limit), pool_placement{}, "duet-b"},
+          file{cfg.io}, st{cfg, pool, cpus, file.size()}, acceptor{ioc}, signals{ioc, SIGINT, SIGTERM}
     {
         st.wait_timer = &slack_timer::of(ioc, std::chrono::microseconds{cfg.server.timer_slack_us});
+        st.blocking = &blocking;
+        st.blocking_stop = blocking_stop.get_token();
+        st.file = &file;
         listen_on(acceptor, listen_endpoint(cfg.server), static_cast<int>(cfg.server.backlog));
+        st.upstream = &upstream_pool::of(ioc, resolve_upstream(cfg.upstream.url, acceptor.local_endpoint()),
+                                         cfg.upstream);
+        if (cfg.io.file_model == "auto") {
+            file_ring = uring_file::open(ioc, file.fd(), file_model_note);
+            st.file_ring = file_ring.get();
+        } else {
+            file_model_note = "io.file_model is threads";
+        }
         if (cfg.log.access) {
             st.access_log = spdlog::get("access");
             if (!st.access_log) {
@@ -124,7 +139,16 @@ struct server::impl
         }
     }
 
-    ~impl() { pool.stop(); }
+    ~impl() { stop_pools(); }
+
+    // Workers finish their job and exit; a blocking thread's sleep ends at once, and its call within
+    // upstream.timeout_ms.
+    void stop_pools()
+    {
+        blocking_stop.request_stop();
+        blocking.stop();
+        pool.stop();
+    }
 
     impl(const impl&) = delete;
     impl& operator=(const impl&) = delete;
@@ -271,6 +295,9 @@ struct server::impl
     duet::config cfg;
     cpu_allowance cpus;
     worker_pool pool;
+    worker_pool blocking;           // mode=threads: duet-b0, …
+    std::stop_source blocking_stop; // ends the blocking threads' sleeps when the server stops
+    data_file file;                 // /io/file's
     server_state st;
     // One thread runs it and does all its socket I/O; the workers and request_stop only post to it (a signal
     // reaches it through Asio's pipe). So the hint keeps the scheduler's lock, which those posts need, and
@@ -278,6 +305,8 @@ struct server::impl
     net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     tcp_acceptor acceptor;
     net::signal_set signals;
+    std::unique_ptr<uring_file> file_ring; // null: /io/file reads on the blocking threads
+    std::string file_model_note;           // why not io_uring, when it is not
 };
 
 server::server(duet::config cfg) : impl_{std::make_unique<impl>(std::move(cfg))} {}
@@ -315,8 +344,14 @@ void server::run()
                  ep.address().to_string(), ep.port(), m.pool.size(), m.pool.size() == 1 ? "" : "s",
                  m.cpus.describe(), m.fd_limit);
     log_placement(m.cfg, m.pool);
+    spdlog::info("real I/O: /io/call calls {} ({} connections at most); /io/file reads {} through {}; "
+                 "mode=threads on {} blocking thread{}",
+                 m.st.upstream->target().url, m.cfg.upstream.max_connections, m.file.description(),
+                 m.file_ring ? std::string{"io_uring on the I/O thread"}
+                             : "the blocking threads (" + m.file_model_note + ")",
+                 m.blocking.size(), m.blocking.size() == 1 ? "" : "s");
     m.ioc.run();
-    m.pool.stop();
+    m.stop_pools();
     spdlog::info("duet-server stopped");
 }
 

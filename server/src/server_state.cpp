@@ -21,10 +21,11 @@ std::vector<std::string> paths(const router& r)
 
 } // namespace
 
-server_state::server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance)
-    : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c, p.size())}, index_body{make_index(routes)},
-      stats{c, paths(routes), allowance.usable}, trace{static_cast<std::size_t>(c.trace.capacity),
-                                                       c.trace.enabled}
+server_state::server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance,
+                           std::uint64_t file_bytes)
+    : cfg{c}, pool{p}, cpus{allowance}, routes{make_endpoints(c, p.size(), file_bytes)},
+      index_body{make_index(routes)}, stats{c, paths(routes), allowance.usable},
+      trace{static_cast<std::size_t>(c.trace.capacity), c.trace.enabled}
 {}
 
 void server_state::session_ended(const std::exception_ptr& e)

@@ -1,7 +1,9 @@
 // What the server measures about itself, recorded per request on the I/O thread, and the /stats,
 // /stats/stream and /metrics documents built from it.
+#include <duet/server/data_file.hpp>
 #include <duet/server/server_state.hpp>
 #include <duet/server/stats.hpp>
+#include <duet/server/upstream.hpp>
 #include <duet/version.hpp>
 
 #include <fmt/chrono.h>
@@ -141,8 +143,10 @@ server_stats::server_stats(const duet::config& cfg, std::vector<std::string> end
                            unsigned allowed_cpus)
     : enabled{cfg.stats.enabled}, stall_threshold{std::chrono::milliseconds{
                                       cfg.stats.loop_stall_threshold_ms}},
-      loop_lag{std::chrono::milliseconds{cfg.stats.window_ms}},
-      queue_wait{std::chrono::milliseconds{cfg.stats.window_ms}}, cpu{allowed_cpus}
+      loop_lag{std::chrono::milliseconds{cfg.stats.window_ms}}, queue_wait{std::chrono::milliseconds{
+                                                                    cfg.stats.window_ms}},
+      blocking_queue_wait{std::chrono::milliseconds{cfg.stats.window_ms}},
+      upstream_latency{std::chrono::milliseconds{cfg.stats.window_ms}}, cpu{allowed_cpus}
 {
     endpoint_names.emplace_back("other");
     endpoints.reserve(endpoint_names.size());
@@ -201,6 +205,80 @@ void server_stats::record_job(job_status status, std::chrono::nanoseconds wait,
         break;
     }
 }
+
+void server_stats::record_blocking(job_status status, std::chrono::nanoseconds wait,
+                                   steady_clock::time_point now) noexcept
+{
+    if (status == job_status::rejected) {
+        ++blocking_rejected;
+        return;
+    }
+    ++blocking_completed;
+    blocking_queue_wait.record(wait, now);
+}
+
+void server_stats::record_call(call_error e, std::chrono::nanoseconds duration,
+                               steady_clock::time_point now) noexcept
+{
+    ++upstream_calls[static_cast<std::size_t>(e)];
+    if (e != call_error::saturated) { // refused before it began
+        upstream_latency.record(duration, now);
+    }
+}
+
+namespace {
+
+// The blocking threads of mode=threads: how many, how busy, what waits for them.
+nlohmann::ordered_json blocking_json(server_state& st, steady_clock::time_point now)
+{
+    if (st.blocking == nullptr) {
+        return nullptr;
+    }
+    auto& s = st.stats;
+    return {{"threads", st.blocking->size()},
+            {"busy", st.blocking->busy()},
+            {"queued", st.blocking->queued()},
+            {"queue_limit", st.blocking->queue_limit()},
+            {"completed", s.blocking_completed},
+            {"rejected", s.blocking_rejected},
+            {"queue_wait_us", windows_us(s.blocking_queue_wait, now, s.scratch_recent)}};
+}
+
+// /io/call's upstream: its pool of connections and how its calls went.
+nlohmann::ordered_json upstream_json(server_state& st, steady_clock::time_point now)
+{
+    if (st.upstream == nullptr) {
+        return nullptr;
+    }
+    auto& s = st.stats;
+    const auto& u = *st.upstream;
+    nlohmann::ordered_json calls = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < call_error_count; ++i) {
+        calls[std::string{to_string(static_cast<call_error>(i))}] = s.upstream_calls[i];
+    }
+    return {{"url", u.target().url},
+            {"connections",
+             {{"open", u.open()},
+              {"idle", u.idle()},
+              {"max", u.max_connections()},
+              {"opened", u.opened_total()},
+              {"reused", u.reused_total()}}},
+            {"waiting", u.waiting()},
+            {"calls", std::move(calls)},
+            {"latency_us", windows_us(s.upstream_latency, now, s.scratch_recent)}};
+}
+
+nlohmann::ordered_json file_json(const server_state& st)
+{
+    if (st.file == nullptr) {
+        return nullptr;
+    }
+    return {{"model", st.file_ring != nullptr ? "io_uring" : "blocking-thread"},
+            {"file", st.file->description()},
+            {"bytes", st.file->size()}};
+}
+
+} // namespace
 
 nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now)
 {
@@ -314,6 +392,9 @@ nlohmann::ordered_json stats_json(server_state& st, steady_clock::time_point now
           {"rejected", s.jobs_rejected},
           {"queue_wait_us", windows_us(s.queue_wait, now, s.scratch_recent)},
           {"per_worker", std::move(workers)}}},
+        {"blocking", blocking_json(st, now)},
+        {"upstream", upstream_json(st, now)},
+        {"file", file_json(st)},
         {"connections",
          {{"open", st.open_connections},
           {"accepted", s.connections_accepted},
@@ -406,6 +487,48 @@ std::string metrics_text(server_state& st)
     for (const auto& w : workers) {
         append(out, "duet_worker_busy_seconds_total{{worker=\"{}\"}} {}\n", label(w.ident.name),
                std::chrono::duration<double>(w.busy_time).count());
+    }
+
+    if (st.blocking != nullptr) {
+        help_type(out, "duet_blocking_threads", "gauge", "Threads of the blocking pool (mode=threads).");
+        append(out, "duet_blocking_threads {}\n", st.blocking->size());
+        help_type(out, "duet_blocking_busy_threads", "gauge", "Blocking threads in a wait or a read now.");
+        append(out, "duet_blocking_busy_threads {}\n", st.blocking->busy());
+        help_type(out, "duet_blocking_queue_depth", "gauge",
+                  "Waits and reads queued for a free blocking thread.");
+        append(out, "duet_blocking_queue_depth {}\n", st.blocking->queued());
+        help_type(out, "duet_blocking_jobs_total", "counter", "Jobs of the blocking threads by outcome.");
+        append(out, "duet_blocking_jobs_total{{outcome=\"completed\"}} {}\n", s.blocking_completed);
+        append(out, "duet_blocking_jobs_total{{outcome=\"rejected\"}} {}\n", s.blocking_rejected);
+        help_type(out, "duet_blocking_queue_wait_seconds", "histogram",
+                  "Time waits and reads queued for a free blocking thread.");
+        histogram_series(out, "duet_blocking_queue_wait_seconds", "", s.blocking_queue_wait.since_start());
+    }
+    if (st.upstream != nullptr) {
+        const auto& u = *st.upstream;
+        help_type(out, "duet_upstream_connections", "gauge",
+                  "Connections to /io/call's upstream: open (busy or idle) and idle.");
+        append(out, "duet_upstream_connections{{state=\"open\"}} {}\n", u.open());
+        append(out, "duet_upstream_connections{{state=\"idle\"}} {}\n", u.idle());
+        help_type(out, "duet_upstream_connections_max", "gauge", "upstream.max_connections.");
+        append(out, "duet_upstream_connections_max {}\n", u.max_connections());
+        help_type(out, "duet_upstream_connections_opened_total", "counter",
+                  "Connections opened to the upstream.");
+        append(out, "duet_upstream_connections_opened_total {}\n", u.opened_total());
+        help_type(out, "duet_upstream_connections_reused_total", "counter",
+                  "Calls made on a connection kept alive from an earlier call.");
+        append(out, "duet_upstream_connections_reused_total {}\n", u.reused_total());
+        help_type(out, "duet_upstream_waiting_calls", "gauge",
+                  "Calls waiting for a free upstream connection.");
+        append(out, "duet_upstream_waiting_calls {}\n", u.waiting());
+        help_type(out, "duet_upstream_calls_total", "counter", "Calls to the upstream, by how they ended.");
+        for (std::size_t i = 0; i < call_error_count; ++i) {
+            append(out, "duet_upstream_calls_total{{outcome=\"{}\"}} {}\n",
+                   to_string(static_cast<call_error>(i)), s.upstream_calls[i]);
+        }
+        help_type(out, "duet_upstream_call_duration_seconds", "histogram",
+                  "Duration of each upstream call, from asking for a connection to the whole answer.");
+        histogram_series(out, "duet_upstream_call_duration_seconds", "", s.upstream_latency.since_start());
     }
 
     help_type(out, "duet_connections_open", "gauge", "Connections open now.");

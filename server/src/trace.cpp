@@ -169,7 +169,8 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
             auto& lane = j->lane == 0 ? io : workers;
             const auto phase = j->what == trace_job::kind::ring_copy ? "copy the timeline"sv
                                : j->lane == 0                        ? "inline job: the loop is blocked"sv
-                                                                     : "job"sv;
+                               : j->lane > names.blocking_from ? "blocking thread: waits in the kernel"sv
+                                                               : "job"sv;
             lane.push_back({ns(j->started), ns(j->finished), lane_tid(j->lane), r, j, phase,
                             r != nullptr ? endpoint(r->endpoint) : "job"sv});
         }
@@ -231,8 +232,18 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         out += "}}"sv;
     };
     name_thread(names.io, 0);
+    // The blocking threads (64 by default) are named only when a job of the window ran on one: lanes that
+    // stay empty would crowd out the rest.
+    std::vector<bool> used(names.workers.size() + 1, false);
+    for (const auto& s : workers) {
+        if (s.job != nullptr && s.job->lane < used.size()) {
+            used[s.job->lane] = true;
+        }
+    }
     for (std::size_t i = 0; i < names.workers.size(); ++i) {
-        name_thread(names.workers[i], i + 1);
+        if (i < names.blocking_from || used[i + 1]) {
+            name_thread(names.workers[i], i + 1);
+        }
     }
 
     // Slices: complete events, with the request's id and parameters.

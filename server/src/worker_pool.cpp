@@ -24,7 +24,7 @@ inline void cpu_relax()
 
 } // namespace
 
-worker_pool::worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where)
+worker_pool::worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where, std::string name)
     : queue_limit_{queue_limit}, idents_(std::max(1U, workers)), pinned_(idents_.size(), -1),
       nice_(idents_.size(), 0), counters_{std::make_unique<worker_counters[]>(idents_.size())}
 {
@@ -35,7 +35,8 @@ worker_pool::worker_pool(unsigned workers, std::size_t queue_limit, pool_placeme
     threads_.reserve(idents_.size());
     for (unsigned i = 0; i < idents_.size(); ++i) {
         int cpu = where.pin && !cpus.empty() ? cpus[i % cpus.size()] : -1;
-        threads_.emplace_back([this, i, &ready, where, cpu] { worker_main(i, ready, where, cpu); });
+        threads_.emplace_back(
+            [this, i, &ready, where, cpu, &name] { worker_main(i, ready, where, cpu, name); });
     }
     ready.wait();
 }
@@ -92,9 +93,10 @@ void worker_pool::stop()
     // `abandoned` is destroyed here, on the stopping thread: their handlers are dropped, never invoked.
 }
 
-void worker_pool::worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu)
+void worker_pool::worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu,
+                              const std::string& name)
 {
-    set_current_thread_name("duet-w" + std::to_string(index));
+    set_current_thread_name(name + std::to_string(index));
     idents_[index] = thread_ident::current();
     // Placement is best effort: a refusal leaves the worker where the kernel puts it, and workers() says so.
     if (cpu >= 0 && pin_current_thread(cpu)) {

@@ -109,13 +109,14 @@ TEST(Process, ShippedConfigStartsAndLogsWhatItFound)
 TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
 {
     {
-        server_process p{binary, {"--port", "0"}, {"DUET_POOL_WORKERS=3"}};
+        server_process p{binary, {"--port", "0"}, {"DUET_POOL_WORKERS=3", "DUET_IO_BLOCKING_THREADS=2"}};
         auto port = p.wait_listening();
         ASSERT_TRUE(port) << p.output();
         EXPECT_NE(p.output().find("3 workers"), std::string::npos) << p.output();
-        // Exactly one thread serves HTTP (the main thread, renamed duet-io) and the workers are named for top
-        // -H.
-        std::set<std::string> expected{"duet-io", "duet-w0", "duet-w1", "duet-w2"};
+        EXPECT_NE(p.output().find("mode=threads on 2 blocking threads"), std::string::npos) << p.output();
+        // Exactly one thread serves HTTP (the main thread, renamed duet-io); the workers and the blocking
+        // threads of mode=threads are named for top -H.
+        std::set<std::string> expected{"duet-io", "duet-w0", "duet-w1", "duet-w2", "duet-b0", "duet-b1"};
 #if defined(__SANITIZE_THREAD__)
         expected.insert("duet-server"); // ThreadSanitizer's own background thread keeps the process name
 #endif
@@ -140,26 +141,40 @@ TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
     }
 }
 
-// The process's threads are duet-io and the workers, whatever it serves: no request starts a thread. A split
-// once did: its parts' completions had no executor, and Asio ran them on its system executor's own pool.
+// The threads of a process, but for io_uring's own kernel workers (iou-wrk-N): the kernel starts them for a
+// file read it cannot complete at once (pages not cached), and they are not the server's.
+std::multiset<std::string> own_threads(pid_t pid)
+{
+    std::multiset<std::string> names;
+    for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        std::ifstream comm{t.path() / "comm"};
+        std::string name;
+        std::getline(comm, name);
+        if (!name.starts_with("iou-")) {
+            names.insert(name);
+        }
+    }
+    return names;
+}
+
+// The process's threads are duet-io, the workers and the blocking threads, whatever it serves: no request
+// starts a thread. A split once did: its parts' completions had no executor, and Asio ran them on its system
+// executor's own pool. The calls of /io/call and the reads of /io/file complete through the same executors.
 TEST(Process, NoRequestStartsAThread)
 {
-    server_process p{binary, {"--port", "0", "--workers", "2"}};
+    server_process p{binary, {"--port", "0", "--workers", "2", "--set", "io.blocking_threads=4"}};
     auto port = p.wait_listening();
     ASSERT_TRUE(port) << p.output();
-    const auto before =
-        std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task"),
-                      std::filesystem::directory_iterator{});
+    const auto before = own_threads(p.pid());
+    EXPECT_EQ(before.count("duet-b3"), 1U);
     for (std::string_view target :
          {"/cpu/primes?n=100000&mode=split&parts=8", "/cpu/mandelbrot?size=64&mode=split", "/cpu/fib?n=20",
-          "/cpu/fib?n=20&mode=inline", "/io/fanout?n=100&ms=1", "/io/sleep?ms=1", "/trace?ms=1000", "/stats",
-          "/metrics"}) {
+          "/cpu/fib?n=20&mode=inline", "/io/fanout?n=100&ms=1", "/io/sleep?ms=1", "/io/sleep?ms=1&mode=threads",
+          "/io/call?n=8&ms=1", "/io/call?n=8&ms=1&mode=threads", "/io/file?kb=256",
+          "/io/file?kb=256&mode=threads", "/trace?ms=1000", "/stats", "/metrics"}) {
         EXPECT_EQ(duet::test::http_get(*port, target).status, 200U) << target;
     }
-    const auto after =
-        std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task"),
-                      std::filesystem::directory_iterator{});
-    EXPECT_EQ(after, before);
+    EXPECT_EQ(own_threads(p.pid()), before);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait_exit(), 0);
 }

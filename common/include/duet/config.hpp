@@ -57,6 +57,29 @@ struct limits_config
     std::int64_t max_mandelbrot_iter = 2000;
     std::int64_t max_parts = 64;
     std::int64_t max_trace_ms = 10000;
+    std::int64_t max_calls = 100;
+    std::int64_t max_file_kb = 1024;
+};
+
+/// Real I/O besides the timers: the blocking threads (mode=threads, the classic model for contrast) and the
+/// file /io/file reads.
+struct io_config
+{
+    std::int64_t blocking_threads = 64;
+    std::int64_t blocking_queue_limit = 4096;
+    std::string file_path{}; // empty: a file the server creates at start, of file_size_mb
+    std::int64_t file_size_mb = 16;
+    std::string file_model = "auto";
+};
+
+/// The service /io/call calls: where it is, and the connection pool to it.
+struct upstream_config
+{
+    std::string url = "self"; // self: this server's own /io/sleep
+    std::int64_t max_connections = 100;
+    std::int64_t queue_limit = 10000;
+    std::int64_t timeout_ms = 5000;
+    std::int64_t max_response_bytes = 65536;
 };
 
 /// What the server measures about itself: /stats, /stats/stream and /metrics.
@@ -99,6 +122,8 @@ struct config
     server_config server;
     pool_config pool;
     limits_config limits;
+    io_config io;
+    upstream_config upstream;
     stats_config stats;
     trace_config trace;
     log_config log;
@@ -114,6 +139,7 @@ struct key_info
     std::int64_t min = 0;         ///< integer keys: inclusive bounds
     std::int64_t max = 0;
     std::span<const std::string_view> choices{}; ///< string keys limited to a set; empty means free text
+    bool may_be_empty = false;                   ///< free text that may be "" (it then means a default)
 };
 
 /// A key that is unknown, malformed or out of range; what() is one line naming the key and where it came
@@ -126,6 +152,7 @@ public:
 
 inline constexpr std::string_view log_levels[] = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
+inline constexpr std::string_view file_models[] = {"auto", "threads"};
 
 /// Calls f(info, member) for every key of c, in documentation order. member is std::int64_t&, bool& or
 /// std::string& (const when c is const). The single table from which defaults, parsing, environment
@@ -235,6 +262,64 @@ void for_each_key(Config& c, F&& f)
     f(key_info{"limits.max_trace_ms", "ms",
                "Longest window of /trace: the last ms of the timeline it returns.", 1, 3600000},
       c.limits.max_trace_ms);
+    f(key_info{"limits.max_calls", "calls", "Largest n accepted by /io/call: upstream calls made at once.", 1,
+               10000},
+      c.limits.max_calls);
+    f(key_info{"limits.max_file_kb", "KiB",
+               "Largest kb accepted by /io/file (and at most the data file's size).", 1, 1048576},
+      c.limits.max_file_kb);
+    f(
+        key_info{
+            "io.blocking_threads", "threads",
+            "Threads of the blocking pool (duet-b0, ...) that mode=threads waits on, one wait per thread at "
+            "a time, as a thread-per-request server does.",
+            1, 4096},
+        c.io.blocking_threads);
+    f(key_info{"io.blocking_queue_limit", "jobs",
+               "Waits queued for a free blocking thread; beyond it a request gets 503 with Retry-After.", 1,
+               1000000},
+      c.io.blocking_queue_limit);
+    f(key_info{"io.file_path",
+               "",
+               "The file /io/file reads; empty: a file of io.file_size_mb the server writes at start (and "
+               "unlinks at once, so that nothing is left behind).",
+               0,
+               0,
+               {},
+               true},
+      c.io.file_path);
+    f(key_info{"io.file_size_mb", "MiB",
+               "Size of the file the server writes at start when io.file_path is empty.", 1, 4096},
+      c.io.file_size_mb);
+    f(key_info{"io.file_model", "",
+               "How /io/file reads without mode=threads: auto (io_uring on the I/O thread where the kernel "
+               "allows it, else the blocking threads) or threads (always the blocking threads).",
+               0, 0, file_models},
+      c.io.file_model);
+    f(
+        key_info{
+            "upstream.url", "",
+            "What /io/call calls: http://HOST:PORT/PATH (the calls add ?ms=N), or self for this server's own "
+            "/io/sleep. Requests can never choose it."},
+        c.upstream.url);
+    f(key_info{"upstream.max_connections", "connections",
+               "Connections to the upstream open at once (kept alive and reused); calls beyond them wait for "
+               "one.",
+               1, 100000},
+      c.upstream.max_connections);
+    f(key_info{"upstream.queue_limit", "calls",
+               "Calls that may wait for a free upstream connection; beyond it a request gets 503.", 0,
+               1000000},
+      c.upstream.queue_limit);
+    f(key_info{"upstream.timeout_ms", "ms",
+               "Deadline of each upstream connect, and of each call's write and read (and of its wait for a "
+               "free connection); past it the request gets 504.",
+               1, 3600000},
+      c.upstream.timeout_ms);
+    f(key_info{"upstream.max_response_bytes", "bytes",
+               "Largest upstream response (header and body); a bigger one is a bad answer (502).", 1024,
+               67108864},
+      c.upstream.max_response_bytes);
     f(key_info{"stats.enabled", "",
                "Record per-request statistics (counts, latency histograms); off only to measure what they "
                "cost."},

@@ -21,6 +21,7 @@ struct http_error
     std::optional<std::int64_t> limit{}; ///< the bound it broke, if any
     std::string allow{};                 ///< for 405: the Allow header's value
     std::optional<std::int64_t> retry_after_s{}; ///< for 503: the Retry-After header's value
+    unsigned upstream_status = 0;                ///< for 502 upstream_status: what the upstream answered
 
     /// The JSON body, serialised.
     std::string body() const;

@@ -26,13 +26,18 @@ namespace duet::server {
 /// How the work of one request ran, filled in by its handler.
 struct work_report
 {
-    std::string_view model{};           ///< "event-loop", "worker-pool", "inline" or "split"
+    std::string_view
+        model{}; ///< "event-loop", "worker-pool", "inline", "split", "blocking-thread", "io_uring"
     std::chrono::nanoseconds queue{};   ///< waiting for a worker (0 on the event loop)
     std::chrono::nanoseconds service{}; ///< running, or waiting on timers
     std::chrono::nanoseconds cpu{};     ///< thread CPU time the work itself consumed
     int core_start = -1;
     int core_end = -1;
     const thread_ident* worker = nullptr; ///< the pool worker, for worker-pool work
+    /// For blocking-thread work: how often the thread was switched out while it ran (getrusage), because it
+    /// blocked or was preempted; -1 for other models.
+    std::int64_t voluntary_switches = -1;
+    std::int64_t involuntary_switches = -1;
 };
 
 /// A response body that is not JSON (an image), sent instead of {"result", "report"}.
@@ -66,11 +71,12 @@ struct result_field
 class result_fields
 {
 public:
-    static constexpr std::size_t capacity = 4; ///< the most any endpoint reports (/cpu/mandelbrot)
+    static constexpr std::size_t capacity = 5; ///< the most any endpoint reports (/io/call)
 
     result_fields() = default;
-    /// One to `capacity` fields, in order: one parameter per place, so that a fifth does not compile.
-    result_fields(result_field a, result_field b = {}, result_field c = {}, result_field d = {});
+    /// One to `capacity` fields, in order: one parameter per place, so that a sixth does not compile.
+    result_fields(result_field a, result_field b = {}, result_field c = {}, result_field d = {},
+                  result_field e = {});
 
     std::span<const result_field> items() const { return {fields_.data(), size_}; }
     /// The same as a JSON document (tests, and anything that is not the hot path).

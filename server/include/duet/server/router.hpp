@@ -22,12 +22,13 @@ struct server_state;
 /// What a reporting handler produces: the result and how the work ran, or a refusal.
 using handler_result = boost::system::result<handler_output, http_error>;
 
-/// What a reporting handler is called with: the request's validated parameters, and its number in the
-/// timeline, under which it records its CPU jobs (0: not recorded).
+/// What a reporting handler is called with: the request's validated parameters, its number in the timeline,
+/// under which it records its CPU jobs (0: not recorded), and its id.
 struct handler_args
 {
     const param_values& params;
     std::uint64_t trace_seq = 0;
+    std::string_view id{}; ///< the request's id (X-Request-Id), which /io/call passes on to its upstream
 };
 
 /// A handler whose response carries a report (/io/*, /cpu/*). Runs on the I/O thread; may suspend.

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -30,12 +31,17 @@ class logger;
 namespace duet::server {
 
 class slack_timer;
+class upstream_pool;
+class data_file;
+class uring_file;
 
 /// Everything requests share. It lives on the I/O thread and only the I/O thread touches it, so it needs no
 /// locks: workers receive a job and hand back an outcome, nothing more.
 struct server_state
 {
-    server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance);
+    /// file_bytes: the size of /io/file's data file, which bounds its kb (0: only limits.max_file_kb does).
+    server_state(const duet::config& c, worker_pool& p, const cpu_allowance& allowance,
+                 std::uint64_t file_bytes = 0);
 
     const duet::config& cfg;
     worker_pool& pool;
@@ -53,6 +59,14 @@ struct server_state
     std::uint64_t jobs_made = 0; ///< CPU jobs created, counted for faults.fail_every_nth_job
     /// The io_context's, for /io/sleep and /io/fanout; made with the io_context.
     slack_timer* wait_timer = nullptr;
+    /// The blocking threads of mode=threads (duet-b0, …); null: mode=threads answers 503.
+    worker_pool* blocking = nullptr;
+    std::stop_token blocking_stop; ///< requested when the server stops: a blocking sleep then ends at once
+    /// /io/call's connections to its upstream, on this io_context.
+    upstream_pool* upstream = nullptr;
+    /// /io/file's file, and its reader on the I/O thread's io_uring (null: it reads on the blocking threads).
+    data_file* file = nullptr;
+    uring_file* file_ring = nullptr;
 
     // Connections and the drain.
     connection_table connections;

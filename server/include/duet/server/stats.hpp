@@ -7,6 +7,7 @@
 #include <duet/cpu_usage.hpp>
 #include <duet/histogram.hpp>
 #include <duet/server/job.hpp>
+#include <duet/server/upstream.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -72,6 +73,10 @@ struct server_stats
     void record_job(job_status status, std::chrono::nanoseconds queue_wait,
                     std::chrono::steady_clock::time_point now) noexcept;
     void connection_closed(close_reason r) noexcept { ++closed[static_cast<std::size_t>(r)]; }
+    void record_blocking(job_status status, std::chrono::nanoseconds queue_wait,
+                         std::chrono::steady_clock::time_point now) noexcept;
+    void record_call(call_error e, std::chrono::nanoseconds duration,
+                     std::chrono::steady_clock::time_point now) noexcept;
 
     bool enabled;
     std::chrono::nanoseconds stall_threshold;
@@ -86,6 +91,13 @@ struct server_stats
     std::uint64_t jobs_failed = 0;
     std::uint64_t jobs_rejected = 0;
     windowed_histogram queue_wait; ///< ns, for jobs that ran
+
+    std::uint64_t blocking_completed = 0;
+    std::uint64_t blocking_rejected = 0;
+    windowed_histogram blocking_queue_wait; ///< ns: waits and reads for a free blocking thread
+
+    std::array<std::uint64_t, call_error_count> upstream_calls{}; ///< by how they ended
+    windowed_histogram upstream_latency;                          ///< ns, every call however it ended
 
     std::uint64_t connections_accepted = 0;
     std::uint64_t accept_errors = 0; ///< accepts that failed (out of descriptors, reset before accept)

@@ -39,7 +39,8 @@ struct trace_request
     std::array<char, 32> query{}; ///< the target's query (its parameters), cut to fit
 };
 
-/// A piece of a request's work besides its own slices: a CPU job on a worker (lane i + 1 for worker i) or
+/// A piece of a request's work besides its own slices: a CPU job on a worker (lane i + 1 for worker i; the
+/// blocking threads' lanes follow the workers') or
 /// inline on the I/O thread (lane 0), or other work its handler did on the I/O thread (copying the timeline).
 struct trace_job
 {
@@ -127,7 +128,8 @@ struct trace_names
 {
     std::int64_t pid = 0;
     thread_ident io{};
-    std::vector<thread_ident> workers{};
+    std::vector<thread_ident> workers{};  ///< lane i + 1: the CPU workers, then the blocking threads
+    std::size_t blocking_from = SIZE_MAX; ///< where the blocking threads begin in workers
     std::vector<std::string> endpoints{}; ///< by index; the last one is "other"
 };
 

@@ -18,6 +18,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -36,7 +37,7 @@ struct pool_placement
 };
 
 /// A fixed set of worker threads (named duet-w0, duet-w1, …) that run CPU jobs, fed by one bounded FIFO
-/// queue.
+/// queue. The blocking pool of mode=threads is one too, whose threads (duet-b0, …) block in a wait.
 ///
 /// async_submit is an asynchronous operation in Asio's sense: it returns at once, the job runs on a worker,
 /// and the completion handler runs on the handler's associated executor (for a coroutine, the I/O thread that
@@ -51,8 +52,9 @@ class worker_pool
 public:
     /// Starts `workers` threads (at least one) and returns once each has named and placed itself. At most
     /// queue_limit jobs wait for a free worker; a job beyond that completes at once with job_status::rejected
-    /// (admission control, not unbounded memory).
-    worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where = {});
+    /// (admission control, not unbounded memory). Thread i is named `name` followed by i.
+    worker_pool(unsigned workers, std::size_t queue_limit, pool_placement where = {},
+                std::string name = "duet-w");
     ~worker_pool();
 
     worker_pool(const worker_pool&) = delete;
@@ -159,7 +161,8 @@ private:
     };
 
     void push(std::unique_ptr<job> j);
-    void worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu);
+    void worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu,
+                     const std::string& name);
 
     // Written only by its worker, read by anyone: relaxed atomics, one cache line per worker so that workers
     // never share a line they write.

@@ -148,11 +148,18 @@ bool threads_mode(const param_values& p)
     return p.choice("mode") == "threads";
 }
 
-http_error no_blocking_threads()
+// A server_state made without them (unit tests and benchmarks of the request path) has no blocking threads,
+// upstream or data file: their endpoints answer 503 rather than dereference nothing.
+http_error not_set_up(std::string_view what)
 {
     return http_error{.status = http::status::service_unavailable,
-                      .code = "no_blocking_threads",
-                      .message = "this server was built without blocking threads"};
+                      .code = "not_available",
+                      .message = "this server was set up without " + std::string{what}};
+}
+
+http_error no_blocking_threads()
+{
+    return not_set_up("blocking threads");
 }
 
 // /io/sleep?mode=threads: one thread of the blocking pool sleeps for ms, as a thread-per-request server's
@@ -283,6 +290,9 @@ std::string call_id(std::string_view id, std::size_t i)
 task<handler_result> io_call(server_state& st, handler_args args)
 {
     const auto& p = args.params;
+    if (st.upstream == nullptr) {
+        co_return not_set_up("an upstream");
+    }
     auto n = static_cast<std::size_t>(p.get("n"));
     auto ms = p.get("ms");
     cpu_meter cpu;
@@ -358,6 +368,9 @@ task<handler_result> io_call(server_state& st, handler_args args)
 task<handler_result> io_file(server_state& st, handler_args args)
 {
     const auto& p = args.params;
+    if (st.file == nullptr) {
+        co_return not_set_up("a data file");
+    }
     const auto bytes = static_cast<std::uint64_t>(p.get("kb")) * 1024;
     const auto offset = st.file->random_offset(bytes);
     file_read got;

@@ -260,12 +260,24 @@ struct calls_summary
     const call_outcome* failed = nullptr;
 };
 
-calls_summary summarize(server_state& st, const std::vector<call_outcome>& calls)
+calls_summary summarize(server_state& st, std::uint64_t seq, bool on_loop,
+                        const std::vector<call_outcome>& calls)
 {
     calls_summary sum;
     const auto now = steady_clock::now();
-    for (const auto& c : calls) {
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+        const auto& c = calls[i];
         st.stats.record_call(c.error, c.duration, now);
+        if (on_loop && seq != 0 && c.began != steady_clock::time_point{}) {
+            // In the timeline, each call is a wait of its own (the blocking threads' are their jobs).
+            st.trace.record(trace_job{.seq = seq,
+                                      .lane = 0,
+                                      .part = static_cast<std::uint16_t>(i),
+                                      .what = trace_job::kind::call,
+                                      .enqueued = c.began,
+                                      .started = c.began,
+                                      .finished = c.began + c.duration});
+        }
         sum.opened += c.opened ? 1 : 0;
         sum.reused += c.reused ? 1 : 0;
         if (c.error != call_error::none && sum.failed == nullptr) {
@@ -352,7 +364,7 @@ task<handler_result> io_call(server_state& st, handler_args args)
         work.cpu += cpu.total();
         work.core_start = work.core_end = current_core();
     }
-    auto sum = summarize(st, calls);
+    auto sum = summarize(st, args.trace_seq, !threads_mode(p), calls);
     if (sum.failed != nullptr) {
         co_return call_http_error(*sum.failed, st.upstream->target(), st.cfg.upstream);
     }

@@ -166,6 +166,9 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         const auto found = requests.find(seq);
         const auto* r = found == requests.end() ? nullptr : found->second;
         for (const auto* j : list) {
+            if (j->what == trace_job::kind::call) {
+                continue; // a wait, drawn with the request's wait below
+            }
             auto& lane = j->lane == 0 ? io : workers;
             const auto phase = j->what == trace_job::kind::ring_copy ? "copy the timeline"sv
                                : j->lane == 0                        ? "inline job: the loop is blocked"sv
@@ -326,7 +329,14 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
             continue; // it never waited: it ran on the I/O thread, blocking it
         }
         const auto end = r->resumed != trace_clock::time_point{} ? r->resumed : r->sent;
-        const auto on = on_workers ? "workers"sv : "timer"sv;
+        const bool calls = std::any_of(list.begin(), list.end(),
+                                       [](const trace_job* j) { return j->what == trace_job::kind::call; });
+        const bool blocking = std::any_of(list.begin(), list.end(),
+                                          [&](const trace_job* j) { return j->lane > names.blocking_from; });
+        const auto on = calls        ? "network"sv
+                        : blocking   ? "blocking threads"sv
+                        : on_workers ? "workers"sv
+                                     : "timer"sv;
         async_event("b", ns(r->dispatched), seq, -1, "wait", endpoint(r->endpoint));
         out += R"(,"args":{"on":)"sv;
         append_string(out, on);
@@ -334,12 +344,22 @@ std::string trace_json(std::span<const trace_entry> entries, const trace_names& 
         append_string(out, {r->id.data(), r->id_size});
         out += "}}"sv;
         for (const auto* j : list) {
+            if (j->what == trace_job::kind::call) {
+                // Each call of /io/call waits on its own: K calls at once are K overlapping waits.
+                async_event("b", ns(j->started), seq, j->part, "call", "upstream call");
+                out += "}"sv;
+                async_event("e", ns(j->finished), seq, j->part, "call", "upstream call");
+                out += "}"sv;
+                continue;
+            }
             if (j->lane == 0) {
                 continue;
             }
-            async_event("b", ns(j->enqueued), seq, j->part, "queue", "queued for a worker");
+            const auto queued =
+                j->lane > names.blocking_from ? "queued for a blocking thread"sv : "queued for a worker"sv;
+            async_event("b", ns(j->enqueued), seq, j->part, "queue", queued);
             out += "}"sv;
-            async_event("e", ns(j->started), seq, j->part, "queue", "queued for a worker");
+            async_event("e", ns(j->started), seq, j->part, "queue", queued);
             out += "}"sv;
         }
         async_event("e", ns(end), seq, -1, "wait", endpoint(r->endpoint));

@@ -418,7 +418,7 @@ task<call_outcome> upstream_pool::call(std::int64_t ms, std::string_view id)
 {
     call_outcome out;
     cpu_meter cpu; // paused across every wait: the CPU the call itself costs the I/O thread
-    const auto start = steady_clock::now();
+    const auto start = out.began = steady_clock::now();
     const auto req = call_request(target_, ms, id);
     for (int attempt = 0; attempt < 2; ++attempt) {
         cpu.pause();
@@ -602,7 +602,7 @@ call_outcome blocking_call(const upstream_target& t, const duet::upstream_config
                            std::string_view id)
 {
     call_outcome out;
-    const auto start = steady_clock::now();
+    const auto start = out.began = steady_clock::now();
     const auto req = call_request(t, ms, id);
     const auto max_bytes = static_cast<std::size_t>(cfg.max_response_bytes);
     for (int attempt = 0; attempt < 2; ++attempt) {

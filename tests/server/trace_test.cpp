@@ -340,6 +340,63 @@ TEST(TraceJson, TheRingCopyIsWorkOnTheIoLaneAndTheWaitIsOnWorkers)
     EXPECT_EQ((*wait)["args"]["on"], "workers");
 }
 
+// /io/call's calls on the loop: each is a wait of its own under the request's (K calls, K overlapping waits),
+// never a slice of work on the I/O lane.
+TEST(TraceJson, EachUpstreamCallIsAWaitOfItsOwn)
+{
+    std::vector<trace_entry> entries{handled(8, 1, 0ms, 1ms, 40ms, 41ms)};
+    for (std::uint16_t i = 0; i < 3; ++i) {
+        entries.push_back(trace_job{.seq = 8,
+                                    .part = i,
+                                    .what = trace_job::kind::call,
+                                    .enqueued = t0 + 1ms,
+                                    .started = t0 + 1ms,
+                                    .finished = t0 + 39ms});
+    }
+    const auto doc = encode(entries);
+    for (const auto& e : of_phase(doc, "X")) {
+        EXPECT_NE(e["cat"], "inline") << e;
+        EXPECT_NE(e["cat"], "job") << e;
+    }
+    std::map<std::string, int> calls;
+    std::string on;
+    for (const auto& e : doc["traceEvents"]) {
+        if (e["cat"] == "call") {
+            calls[e["id"].get<std::string>()] += e["ph"] == "b" ? 1 : 10;
+        }
+        if (e["cat"] == "wait" && e["ph"] == "b") {
+            on = e["args"]["on"];
+        }
+    }
+    EXPECT_EQ(calls, (std::map<std::string, int>{{"8.0", 11}, {"8.1", 11}, {"8.2", 11}}));
+    EXPECT_EQ(on, "network");
+}
+
+// The blocking threads' lanes follow the workers' and are named only when a job of the window ran on one.
+TEST(TraceJson, ABlockingThreadsLaneIsNamedOnlyWhenUsed)
+{
+    auto n = names();
+    n.blocking_from = n.workers.size();
+    n.workers.push_back({.name = "duet-b0", .tid = 201});
+    n.workers.push_back({.name = "duet-b1", .tid = 202});
+    const std::vector<trace_entry> entries{
+        handled(9, 1, 0ms, 1ms, 12ms, 13ms),
+        trace_job{.seq = 9, .lane = 4, .enqueued = t0 + 1ms, .started = t0 + 2ms, .finished = t0 + 11ms}};
+    const auto doc = json::parse(duet::server::trace_json(entries, n, t0 - 1s, t0 + 10s));
+    std::vector<std::string> named;
+    std::string on;
+    for (const auto& e : doc["traceEvents"]) {
+        if (e["ph"] == "M" && e["name"] == "thread_name") {
+            named.push_back(e["args"]["name"]);
+        }
+        if (e["cat"] == "wait" && e["ph"] == "b") {
+            on = e["args"]["on"];
+        }
+    }
+    EXPECT_EQ(named, (std::vector<std::string>{"duet-io", "duet-w0", "duet-w1", "duet-b1"}));
+    EXPECT_EQ(on, "blocking threads");
+}
+
 TEST(TraceJson, ACutQueryIsMarkedAndTheRingsReachIsSaid)
 {
     auto r = plain(1, 0ms, 1ms);

@@ -47,6 +47,7 @@ struct trace_job
     enum class kind : std::uint8_t {
         job,       ///< a CPU job (one part of a split request)
         ring_copy, ///< /trace copying the ring, on the I/O thread
+        call,      ///< an /io/call call on the event loop (lane 0): a wait on the network, not work
     };
     std::uint64_t seq = 0;
     std::uint16_t lane = 0;

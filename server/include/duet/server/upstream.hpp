@@ -55,6 +55,7 @@ struct call_outcome
     unsigned upstream_status = 0; ///< the status of the answer, when one came
     bool opened = false;          ///< it opened a new connection
     bool reused = false;          ///< it used a kept-alive one
+    std::chrono::steady_clock::time_point began{};
     std::chrono::nanoseconds duration{};
     std::chrono::nanoseconds cpu{}; ///< the I/O thread's CPU time for it (0 on a blocking thread: its job's)
     std::string detail{};           ///< for an error: what the network said

@@ -8,6 +8,7 @@ export const colors = {
   queue: '#e0a030',
   job: '#8a55c8',
   inline: '#d8413a',
+  blocking: '#2aa7b8',
 };
 
 // A canvas's drawing context sized to its box in device pixels, in CSS-pixel coordinates.
@@ -76,10 +77,17 @@ export class LineChart {
       li.append(dot, label, value);
       li.dataset.series = name;
       this.legend.append(li);
-      s = { name, color, points: [], value, li };
+      s = { name, color, points: [], value, label, li };
       this.series.set(name, s);
     }
     return s;
+  }
+
+  // The legend's text for a series, when it says more than its name (a count that the name must not carry, so
+  // that the series stays one).
+  label(name, text) {
+    const s = this.seriesFor(name);
+    if (s.label.textContent !== text) s.label.textContent = text;
   }
 
   // Adds (x, y) to a series; null y leaves a gap. Points older than the span are dropped.
@@ -185,7 +193,8 @@ export class Swimlanes {
   static waitRow = 3;
   static maxWaitRows = 48; // the summary gives the full count
 
-  // model: { from, to, lanes: [{ name, tid, slices: [{ start, end, kind, slice }], waits: [...] }] }
+  // model: { from, to, lanes: [{ name, tid, slices: [{ start, end, kind, slice }], waits: [...] }] }; the
+  // lanes may differ from one model to the next (a blocking thread's lane is there only while it is used).
   show(model) {
     this.model = model;
     const names = model.lanes.map((l) => l.name);
@@ -195,6 +204,7 @@ export class Swimlanes {
           const li = document.createElement('li');
           li.textContent = l.name;
           li.dataset.tid = String(l.tid);
+          if (l.rest) li.className = 'rest';
           return li;
         }),
       );

@@ -3,6 +3,10 @@
 import { LineChart, Swimlanes, formatNumber } from './charts.js';
 
 const $ = (selector) => document.querySelector(selector);
+// The blocking threads of mode=threads (64 by default) are named duet-b0, duet-b1, …: the live view sums them
+// into one series and the timeline draws a few of their lanes, so that they do not crowd out the rest.
+const isBlocking = (name) => /^duet-b\d+$/.test(name);
+const blockingSeries = 'duet-b*';
 const setText = (selector, text) => {
   $(selector).textContent = text;
 };
@@ -35,6 +39,12 @@ function onSnapshot(snap) {
   setText('#fact-uptime', formatDuration(snap.uptime_s));
   setText('#fact-cores', String(snap.cpus.usable));
   setText('#fact-workers', String(snap.pool.workers));
+  setText('#fact-blocking', snap.blocking ? String(snap.blocking.threads) : '–');
+  const upstream = snap.upstream?.connections;
+  setText(
+    '#fact-upstream',
+    upstream ? `${formatNumber(upstream.open, 0)} open, ${formatNumber(upstream.idle, 0)} idle` : '–',
+  );
   setText('#fact-connections', formatNumber(snap.connections.open, 0));
   setText('#fact-stalls', formatNumber(snap.event_loop.stalls, 0));
   setText('#fact-rss', `${formatNumber(snap.memory.rss_bytes / 1048576, 1)} MB`);
@@ -42,17 +52,29 @@ function onSnapshot(snap) {
   // The first snapshot after a (re)start has no CPU interval yet; a restarted server starts its counts over.
   const restarted = previous !== null && snap.uptime_s < previous.uptime_s;
   if (snap.cpu.interval_s > 0) {
-    // A series per thread, by name; a name that two threads share is told apart by thread id.
-    const names = snap.cpu.threads.map((th) => th.name);
-    for (const th of snap.cpu.threads) {
+    // A series per thread, by name; a name that two threads share is told apart by thread id. The blocking
+    // threads are one series, their sum: each alone is mostly asleep, and 64 lines would hide the others.
+    const own = snap.cpu.threads.filter((th) => !isBlocking(th.name));
+    const blocking = snap.cpu.threads.filter((th) => isBlocking(th.name));
+    const names = own.map((th) => th.name);
+    for (const th of own) {
       const shared = names.indexOf(th.name) !== names.lastIndexOf(th.name);
       charts.threads.push(shared ? `${th.name} (${th.tid})` : th.name, t, th.percent);
+    }
+    if (blocking.length > 0) {
+      const sum = blocking.reduce((total, th) => total + th.percent, 0);
+      charts.threads.push(blockingSeries, t, sum);
+      charts.threads.label(blockingSeries, `duet-b* (${blocking.length} threads)`);
     }
     for (const c of snap.cpu.cores) charts.cores.push(`cpu ${c.cpu}`, t, Math.min(100, c.user + c.system));
   }
   charts.work.push('in flight', t, snap.requests.total.in_flight);
   charts.work.push('queued for a worker', t, snap.pool.queued);
   charts.work.push('busy workers', t, snap.pool.busy);
+  if (snap.blocking) {
+    charts.work.push('queued for a blocking thread', t, snap.blocking.queued);
+    charts.work.push('busy blocking threads', t, snap.blocking.busy);
+  }
   const lag = snap.event_loop.lag_us.recent;
   charts.lag.push('p99', t, lag.p99 / 1000);
   charts.lag.push('max', t, lag.max / 1000);
@@ -139,6 +161,7 @@ setInterval(() => {
 // ---- Timeline --------------------------------------------------------------------------------------------
 
 const timelineMs = 2000;
+const maxBlockingLanes = 8; // the others are drawn together in one lane; the summary gives their count
 const lanes = new Swimlanes($('#tl-canvas'), $('#tl-lanes'));
 
 // Trace Event Format -> lanes: complete slices (ph X) on their thread; async waits (ph b/e, paired by category
@@ -181,7 +204,19 @@ function timelineModel(trace) {
   for (const b of open.values()) addWait(lane(b.tid), b, b.ts, to); // still waiting at the window's end
   const ordered = [...threads.values()].sort((a, b) => a.order - b.order || a.tid - b.tid);
   for (const l of ordered) l.waitRows = packRows(l.waits);
-  return { from, to, lanes: ordered, requests: [...requests.values()] };
+  // The blocking threads' lanes come and go with their use (the server names only those that ran a job): the
+  // first few are drawn each in its own lane, the rest overlaid in one.
+  const blocking = ordered.filter((l) => isBlocking(l.name));
+  for (const l of blocking) {
+    for (const s of l.slices) s.kind = 'blocking';
+  }
+  const hidden = blocking.slice(maxBlockingLanes);
+  const drawn = ordered.filter((l) => !hidden.includes(l));
+  if (hidden.length > 0) {
+    const slices = hidden.flatMap((l) => l.slices);
+    drawn.push({ tid: 0, name: `+${hidden.length} more`, rest: true, slices, waits: [], waitRows: 0 });
+  }
+  return { from, to, lanes: drawn, blocking, requests: [...requests.values()] };
 }
 
 function addWait(l, e, start, end) {
@@ -220,13 +255,21 @@ function showTimeline(model) {
     : 0;
   // The page's own /trace requests are jobs too (their encoding): drawn, but not counted.
   const theirs = (l) => l.slices.filter((s) => s.slice.name !== '/trace');
-  const workerLanes = model.lanes.filter((l) => l.name !== 'duet-io');
+  const workerLanes = model.lanes.filter((l) => l.name !== 'duet-io' && !l.rest && !isBlocking(l.name));
   const jobs = workerLanes.reduce((n, l) => n + theirs(l).length, 0);
   const busyWorkers = workerLanes.filter((l) => theirs(l).length > 0).length;
+  const blockingJobs = model.blocking.reduce((n, l) => n + l.slices.length, 0);
+  const drawn = Math.min(model.blocking.length, maxBlockingLanes);
+  const onBlocking =
+    model.blocking.length === 0
+      ? ''
+      : `${formatNumber(blockingJobs, 0)} jobs on ${model.blocking.length} blocking threads` +
+        (drawn < model.blocking.length ? ` (${drawn} lanes drawn, the rest in one); ` : '; ');
   setText(
     '#tl-summary',
     `${formatNumber(model.requests.length, 0)} requests; up to ${formatNumber(io?.waitRows ?? 0, 0)} waiting at once ` +
       `on duet-io; ${formatNumber(jobs, 0)} jobs on ${busyWorkers} workers (besides this page's /trace); ` +
+      onBlocking +
       `duet-io blocked inline ` +
       `${formatNumber(blocked, 1)} ms`,
   );
@@ -427,6 +470,37 @@ runner($('#try-inline'), async (button) => {
   if (probeMax.pool !== undefined && probeMax.inline !== undefined) {
     lines.push(`inline's slowest probe is ${formatNumber(probeMax.inline / probeMax.pool, 0)}× the pool's`);
   }
+  return lines.join('\n');
+});
+
+// The same n calls to the upstream, each waited for on the loop, then each on a blocking thread.
+runner($('#try-call'), async () => {
+  const n = await bounded('/io/call', 'n', 100);
+  const ms = await bounded('/io/call', 'ms', 300);
+  const card = $('#try-call');
+  const took = {};
+  const lines = [];
+  for (const mode of ['loop', 'threads']) {
+    const { body, ms: here } = await getJson(`io/call?n=${n}&ms=${ms}&mode=${mode}`);
+    const r = body.report;
+    took[mode] = r.timing_us.total / 1e3;
+    card.dataset[`${mode}Ms`] = took[mode].toFixed(3);
+    const cs = r.context_switches;
+    const switches = cs
+      ? `${formatNumber(cs.voluntary, 0)} voluntary + ${formatNumber(cs.involuntary, 0)} involuntary context switches`
+      : 'context switches not reported: one thread waits for all the calls';
+    const queued =
+      r.timing_us.queue > 0 ? `, up to ${formatNumber(r.timing_us.queue / 1e3, 0)} ms queued for a thread` : '';
+    lines.push(
+      `${mode}: ${formatNumber(took[mode], 0)} ms on the server (${formatNumber(here, 0)} ms here), ` +
+        `model ${r.model}${queued}; ${switches}`,
+    );
+  }
+  const threads = previous?.blocking?.threads;
+  lines.push(
+    `${formatNumber(n, 0)} calls of ${ms} ms: threads took ${formatNumber(took.threads / took.loop, 1)}× the loop` +
+      (threads ? ` with ${threads} blocking threads` : ''),
+  );
   return lines.join('\n');
 });
 

@@ -195,6 +195,44 @@ try {
     `slowest probe: inline ${maxInline.toFixed(1)} ms >= 10 x pool ${maxPool.toFixed(1)} ms`,
   );
 
+  // Try it: the same calls waited for on the loop, then on the blocking threads (100 calls, 64 threads).
+  await page.click('#try-call button');
+  await finished('#try-call', 60000);
+  const call = await page.textContent('#try-call .result');
+  const loopMs = Number(await page.getAttribute('#try-call', 'data-loop-ms'));
+  const threadsMs = Number(await page.getAttribute('#try-call', 'data-threads-ms'));
+  check(
+    /^loop: .* model event-loop/m.test(call) && /^threads: .* model blocking-thread.*context switches/m.test(call),
+    `loop vs threads run: ${call.replace(/\n/g, ' / ')}`,
+  );
+  check(threadsMs > loopMs, `the threads run took longer: ${threadsMs.toFixed(0)} ms > ${loopMs.toFixed(0)} ms`);
+
+  // The timeline draws a few of the blocking threads' lanes, and says how many ran a job.
+  const blockingSummary = await page
+    .waitForFunction(
+      () => /jobs on \d+ blocking threads/.test(document.querySelector('#tl-summary').textContent),
+      null,
+      { timeout: 10000 },
+    )
+    .then(() => page.textContent('#tl-summary'))
+    .catch(() => '');
+  const blockingLanes = await page.$$eval(
+    '#tl-lanes li',
+    (lis) => lis.filter((li) => /^duet-b\d+$/.test(li.textContent)).length,
+  );
+  check(
+    /jobs on \d+ blocking threads/.test(blockingSummary) && blockingLanes >= 1 && blockingLanes <= 8,
+    `the timeline draws ${blockingLanes} blocking lanes: ${blockingSummary}`,
+  );
+
+  // CPU per thread: the blocking threads are one series, not 64.
+  const threadSeries = await page.$$eval('#chart-threads .legend li', (lis) => lis.map((li) => li.dataset.series));
+  const blockingSeries = threadSeries.filter((name) => name.startsWith('duet-b'));
+  check(
+    blockingSeries.length <= 1 && threadSeries.length <= workers + 3,
+    `CPU per thread legend: ${threadSeries.join(', ')}`,
+  );
+
   // A hostile parameter, reflected by the timeline's table of requests, is shown as text.
   const hostile = '<img/src/onerror=alert(1)>';
   await rawGet(port, `/io/sleep?q=${hostile}`);

@@ -468,18 +468,19 @@ task<call_outcome> upstream_pool::call(std::int64_t ms, std::string_view id)
 namespace {
 
 // A blocking socket as Beast's synchronous streams want it, so that http::write and http::read work on it:
-// each read_some is one recv and each write_some one send, which sleep in the kernel until they can go on or
-// their SO_RCVTIMEO / SO_SNDTIMEO passes (then: timeout). Asio's own synchronous operations would poll
-// without a time limit instead.
+// each read_some is one recv and each write_some one send, which sleep in the kernel until they can go on.
+// One deadline bounds the whole exchange: before each, SO_RCVTIMEO or SO_SNDTIMEO is set to the time left, so
+// an upstream that trickles its answer a byte at a time cannot hold the thread past it. (Asio's own
+// synchronous operations would poll without a time limit instead.)
 class blocking_socket
 {
 public:
-    explicit blocking_socket(int fd) : fd_{fd} {}
+    blocking_socket(int fd, steady_clock::time_point deadline) : fd_{fd}, deadline_{deadline} {}
 
     template <typename Buffers>
     std::size_t read_some(const Buffers& buffers, boost::system::error_code& ec)
     {
-        return transfer(buffers, ec, [this](msghdr* m) { return ::recvmsg(fd_, m, 0); });
+        return transfer(buffers, ec, SO_RCVTIMEO, [this](msghdr* m) { return ::recvmsg(fd_, m, 0); });
     }
     template <typename Buffers>
     std::size_t read_some(const Buffers& buffers)
@@ -494,7 +495,8 @@ public:
     template <typename Buffers>
     std::size_t write_some(const Buffers& buffers, boost::system::error_code& ec)
     {
-        return transfer(buffers, ec, [this](msghdr* m) { return ::sendmsg(fd_, m, MSG_NOSIGNAL); });
+        return transfer(buffers, ec, SO_SNDTIMEO,
+                        [this](msghdr* m) { return ::sendmsg(fd_, m, MSG_NOSIGNAL); });
     }
     template <typename Buffers>
     std::size_t write_some(const Buffers& buffers)
@@ -509,8 +511,17 @@ public:
 
 private:
     template <typename Buffers, typename Op>
-    std::size_t transfer(const Buffers& buffers, boost::system::error_code& ec, Op op)
+    std::size_t transfer(const Buffers& buffers, boost::system::error_code& ec, int timeout_option, Op op)
     {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - steady_clock::now());
+        if (left.count() <= 0) {
+            ec = beast::error::timeout;
+            return 0;
+        }
+        timeval tv{.tv_sec = static_cast<time_t>(left.count() / 1000000),
+                   .tv_usec = static_cast<suseconds_t>(left.count() % 1000000)};
+        ::setsockopt(fd_, SOL_SOCKET, timeout_option, &tv, sizeof tv);
         std::array<iovec, 16> iov{};
         std::size_t count = 0;
         for (auto it = net::buffer_sequence_begin(buffers);
@@ -542,6 +553,7 @@ private:
     }
 
     int fd_;
+    steady_clock::time_point deadline_;
 };
 
 // The connection each blocking thread keeps alive between its calls, as a thread-per-request server's
@@ -615,7 +627,7 @@ call_outcome blocking_call(const upstream_target& t, const duet::upstream_config
             }
             out.opened = true;
         }
-        blocking_socket socket{kept.fd};
+        blocking_socket socket{kept.fd, steady_clock::now() + std::chrono::milliseconds{cfg.timeout_ms}};
         boost::system::error_code ec;
         http::write(socket, req, ec);
         http::response_parser<http::string_body> parser;

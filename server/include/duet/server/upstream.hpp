@@ -132,8 +132,9 @@ private:
 };
 
 /// The same call the classic way, for mode=threads: on a blocking socket, on the calling thread, which
-/// sleeps in connect, send and recv (each under upstream.timeout_ms: SO_SNDTIMEO, SO_RCVTIMEO). Each thread
-/// keeps one connection alive between its calls.
+/// sleeps in connect, send and recv. The connect has upstream.timeout_ms (SO_SNDTIMEO), and so has the
+/// exchange as a whole (each send and recv under the time left). Each thread keeps one connection alive
+/// between its calls.
 call_outcome blocking_call(const upstream_target& t, const duet::upstream_config& cfg, std::int64_t ms,
                            std::string_view id);
 

@@ -6,7 +6,9 @@
 Parses docker/compose.yaml, docker/k8s/*.yaml, docker/prometheus/prometheus.yml, the Grafana provisioning files
 and docker/grafana/dashboards/*.json, and checks what a typo would silently break: Kubernetes objects' required
 fields, that the Deployment's probes, Service and HPA point at what exists, that every grace period covers the
-drain timeout of config/duet.json, and that the dashboard only queries metrics that server/src/stats.cpp exports.
+drain timeout of config/duet.json, that a Compose service's DUET_UPSTREAM_URL (the `scale` profile's fan-out
+front) calls a duet endpoint of a service it waits for, and that the dashboard only queries metrics that
+server/src/stats.cpp exports.
 Needs only python3 and PyYAML (Debian: python3-yaml); no cluster, engine or network. Exits 1 listing every
 problem found, 0 when there is none.
 """
@@ -132,6 +134,16 @@ def exported_metrics():
     names = set(re.findall(r"\bduet_[a-z_]+", path.read_text(encoding="utf-8")))
     R.check(len(names) >= 10, rel(path), f"only {len(names)} duet_* metric names found; did the file move?")
     return names
+
+
+def server_endpoints():
+    """The paths server/src/endpoints.cpp routes ("/io/sleep", ...)."""
+    path = ROOT / "server" / "src" / "endpoints.cpp"
+    if not R.check(path.is_file(), rel(path), "missing"):
+        return set()
+    paths = set(re.findall(r'\.path\s*=\s*"(/[^"]*)"', path.read_text(encoding="utf-8")))
+    R.check("/io/sleep" in paths, rel(path), f"/io/sleep is not among the paths found, {sorted(paths)}; did it move?")
+    return paths
 
 
 # --- Kubernetes -------------------------------------------------------------------------------------------------
@@ -302,7 +314,53 @@ def check_k8s(drain_s):
 # --- Compose, Prometheus, Grafana -------------------------------------------------------------------------------
 
 
-def check_compose(drain_s):
+def environment(service):
+    """A Compose service's environment as {name: value}, from either the mapping or the list form."""
+    env = service.get("environment") if isinstance(service, dict) else None
+    if isinstance(env, dict):
+        return {str(k): None if v is None else str(v) for k, v in env.items()}
+    out = {}
+    for item in env or []:
+        name, sep, value = str(item).partition("=")
+        out[name] = value if sep else None
+    return out
+
+
+def check_upstream_url(where, name, s, services, endpoints):
+    """A service's DUET_UPSTREAM_URL, as duet-server parses it (server/src/upstream.cpp: "self" or
+    http://HOST[:PORT]/PATH, HOST resolved once at start), must call a duet endpoint of another service of the
+    file that is started with it and healthy before it starts."""
+    sw = f"{where} service {name}"
+    url = environment(s).get("DUET_UPSTREAM_URL")
+    if url is None or url == "self":
+        return
+    m = re.fullmatch(r"http://([A-Za-z0-9._-]+)(?::(\d+))?(/[^?#\s]*)", url)
+    if not R.check(m is not None, sw, f"DUET_UPSTREAM_URL {url!r} is not self or http://HOST[:PORT]/PATH"):
+        return
+    host, port, path = m.group(1), int(m.group(2) or 80), m.group(3)
+    R.check(path in endpoints, sw,
+            f"DUET_UPSTREAM_URL calls {path}, which is not a duet endpoint (server/src/endpoints.cpp): "
+            f"{sorted(endpoints)}")
+    target = services.get(host)
+    if not R.check(isinstance(target, dict), sw,
+                   f"DUET_UPSTREAM_URL names host {host!r}, which is not a service of this file"):
+        return
+    R.check(host != name, sw, "DUET_UPSTREAM_URL names the service itself: write self")
+    if R.check(target.get("image") == s.get("image"), sw,
+               f"DUET_UPSTREAM_URL calls {host!r}, which does not run duet's image {s.get('image')!r}"):
+        server_port = environment(target).get("DUET_SERVER_PORT") or "8080"
+        R.check(str(port) == server_port, sw,
+                f"DUET_UPSTREAM_URL calls port {port} of {host!r}, which listens on {server_port}")
+    mine, theirs = set(s.get("profiles") or []), set(target.get("profiles") or [])
+    R.check(not theirs or (mine and mine <= theirs), sw,
+            f"DUET_UPSTREAM_URL calls {host!r} (profiles {sorted(theirs)}), which its own profiles "
+            f"{sorted(mine)} do not always start")
+    R.check(dig(s, "depends_on", host, "condition") == "service_healthy", sw,
+            f"should depend on {host} with condition service_healthy: the upstream's name is resolved once, at "
+            f"start, so its containers must be up by then (a name that does not resolve stops duet-server)")
+
+
+def check_compose(drain_s, endpoints):
     path = ROOT / "docker" / "compose.yaml"
     docs = load_yaml(path)
     if not docs:
@@ -350,8 +408,35 @@ def check_compose(drain_s):
     R.check(replica.get("image") == "duet:local", f"{where} service replica", "image should be duet:local")
     R.check(isinstance(dig(replica, "deploy", "replicas"), int) or isinstance(replica.get("scale"), int),
             f"{where} service replica", "sets neither deploy.replicas nor scale")
+    # The fan-out front: its /io/call calls the replicas (checked with every DUET_UPSTREAM_URL below).
+    front = service("front", "scale")
+    fw = f"{where} service front"
+    R.check(front.get("image") == "duet:local", fw, "image should be duet:local")
+    R.check(any(str(p).split(":")[-1].split("/")[0] == "8080" for p in front.get("ports") or []), fw,
+            "does not publish container port 8080")
+    R.check(bool(dig(front, "healthcheck", "test")), fw, "has no healthcheck")
+    grace = duration_seconds(front.get("stop_grace_period"))
+    R.check(grace is not None and grace > drain_s, fw,
+            f"stop_grace_period {front.get('stop_grace_period')!r} must exceed the drain timeout ({drain_s:g} s)")
+    url = environment(front).get("DUET_UPSTREAM_URL")
+    if R.check(bool(url) and url != "self", fw,
+               "sets no DUET_UPSTREAM_URL: its /io/call would call itself, not the replicas"):
+        R.check(re.match(r"http://replica(:|/)", url) is not None, fw,
+                f"DUET_UPSTREAM_URL {url!r} should call the replicas: http://replica:8080/...")
     for name in ("lb", "prometheus", "grafana"):
         service(name, "scale")
+    published = {}
+    for name, s in services.items():
+        if not isinstance(s, dict):
+            continue
+        check_upstream_url(where, name, s, services, endpoints)
+        for p in s.get("ports") or []:
+            parts = str(p).split(":")  # [IP:]HOST:CONTAINER[/proto]
+            if len(parts) >= 2:
+                host_port = (parts[-3] if len(parts) >= 3 else "", parts[-2])
+                R.check(host_port not in published, f"{where} service {name}",
+                        f"publishes host port {':'.join(host_port)}, as {published.get(host_port)} does")
+                published.setdefault(host_port, name)
     for name, s in services.items():
         for v in s.get("volumes") or [] if isinstance(s, dict) else []:
             source = str(v).split(":")[0] if isinstance(v, str) else (v or {}).get("source", "")
@@ -394,6 +479,8 @@ def check_prometheus():
                 interval = duration_seconds(job.get("scrape_interval", dig(cfg, "global", "scrape_interval")))
                 R.check(interval is not None and interval <= 5, jw, "should scrape every 5 s")
     R.check(found, where, "no job discovers the replicas with dns_sd_configs names: [replica]")
+    targets = [t for job in jobs for sc in job.get("static_configs") or [] for t in sc.get("targets") or []]
+    R.check("front:8080" in targets, where, "no job scrapes the fan-out front (static target front:8080)")
     promtool(where, "check", "config", str(path))
 
 
@@ -517,8 +604,9 @@ def main():
     ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2]).resolve()
     drain_s = drain_timeout_ms() / 1000
     metrics = exported_metrics()
+    endpoints = server_endpoints()
     check_k8s(drain_s)
-    services = check_compose(drain_s)
+    services = check_compose(drain_s, endpoints)
     check_nginx()
     check_prometheus()
     dashboard_paths = check_grafana(metrics) or []

@@ -157,6 +157,35 @@ TEST(Config, ValidTextValuesAreApplied)
     EXPECT_EQ(c.server.bind, "::1");
 }
 
+TEST(Config, RealIoKeysKeepTheirChoicesAndBounds)
+{
+    duet::config c;
+    duet::set_key(c, "io.file_model", "threads", "test");
+    EXPECT_EQ(c.io.file_model, "threads");
+    EXPECT_NE(error_of([&] { duet::set_key(c, "io.file_model", "uring", "test"); }).find("io.file_model"),
+              std::string::npos);
+    // io.file_path may be empty (the server then writes its own file); upstream.url may not.
+    duet::set_key(c, "io.file_path", "/var/data/x", "test");
+    duet::set_key(c, "io.file_path", "", "test");
+    EXPECT_EQ(c.io.file_path, "");
+    EXPECT_NE(error_of([&] { duet::set_key(c, "upstream.url", "", "test"); }).find("upstream.url"),
+              std::string::npos);
+    for (const auto& [key, bad] : std::map<std::string, std::string>{{"io.blocking_threads", "0"},
+                                                                     {"io.blocking_queue_limit", "0"},
+                                                                     {"io.file_size_mb", "0"},
+                                                                     {"upstream.max_connections", "0"},
+                                                                     {"upstream.queue_limit", "-1"},
+                                                                     {"upstream.timeout_ms", "0"},
+                                                                     {"upstream.max_response_bytes", "1023"},
+                                                                     {"limits.max_calls", "0"},
+                                                                     {"limits.max_file_kb", "0"}}) {
+        EXPECT_NE(error_of([&] { duet::set_key(c, key, bad, "test"); }).find(key), std::string::npos) << key;
+    }
+    // A queue of 0 is allowed: every call beyond the open connections is refused at once.
+    duet::set_key(c, "upstream.queue_limit", "0", "test");
+    EXPECT_EQ(c.upstream.queue_limit, 0);
+}
+
 TEST(Config, BrokenJsonAndMissingFilesAreErrors)
 {
     TempFile broken{R"({"server": {"port": })"};

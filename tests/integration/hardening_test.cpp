@@ -24,6 +24,7 @@
 #include <future>
 #include <iomanip>
 #include <iterator>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -123,6 +124,76 @@ TEST(Hardening, MalformedRequestsGetTheRight4xxAndTheServerKeepsServing)
     auto absolute = raw_exchange(
         server.port(), "GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(status_line(absolute.bytes), "HTTP/1.1 200 OK");
+}
+
+// The real-I/O endpoints' parameters are checked before anything is done: no call, no read, no blocking
+// thread.
+TEST(Hardening, RealIoParametersOutOfBoundsAre400NamingTheParamAndLimit)
+{
+    auto cfg = duet::test::test_config();
+    cfg.io.file_size_mb = 2; // bounds kb below limits.max_file_kb
+    cfg.limits.max_file_kb = 4096;
+    running_server server{cfg};
+    struct bad_param
+    {
+        std::string target;
+        const char* code;
+        const char* param;
+        std::optional<std::int64_t> limit; // out_of_range: the bound broken
+        const char* says;                  // in the message
+    };
+    const std::vector<bad_param> cases = {
+        {"/io/call?n=0&ms=1", "out_of_range", "n", 1, "[1, 100]"},
+        {"/io/call?n=101&ms=1", "out_of_range", "n", 100, "limits.max_calls"},
+        {"/io/call?n=99999999999999999999", "out_of_range", "n", 100, "limits.max_calls"},
+        {"/io/call?n=-1", "out_of_range", "n", 1, "negative"},
+        {"/io/call?n=1e2", "invalid_param", "n", std::nullopt, "decimal"},
+        {"/io/call?n=1&ms=60001", "out_of_range", "ms", 60000, "limits.max_sleep_ms"},
+        {"/io/call?n=1&ms=-5", "out_of_range", "ms", 0, "negative"},
+        {"/io/call?n=1&mode=thread", "invalid_param", "mode", std::nullopt, "loop, threads"},
+        {"/io/call?n=1&mode=", "invalid_param", "mode", std::nullopt, "loop, threads"},
+        {"/io/call?n=1&url=http://evil/", "unknown_param", "url", std::nullopt, "url"},
+        {"/io/call?n=1&n=2", "duplicate_param", "n", std::nullopt, "n"},
+        {"/io/sleep?ms=1&mode=THREADS", "invalid_param", "mode", std::nullopt, "loop, threads"},
+        {"/io/sleep?ms=60001&mode=threads", "out_of_range", "ms", 60000, "limits.max_sleep_ms"},
+        {"/io/file?kb=0", "out_of_range", "kb", 1, "[1, 2048]"},
+        {"/io/file?kb=2049", "out_of_range", "kb", 2048, "[1, 2048]"},
+        {"/io/file?kb=4096&mode=threads", "out_of_range", "kb", 2048, "[1, 2048]"},
+        {"/io/file?kb=99999999999999999999", "out_of_range", "kb", 2048, "kb"},
+        {"/io/file?kb=12k", "invalid_param", "kb", std::nullopt, "decimal"},
+        {"/io/file?kb=1&mode=uring", "invalid_param", "mode", std::nullopt, "loop, threads"},
+        {"/io/file?kb=1&offset=0", "unknown_param", "offset", std::nullopt, "offset"},
+    };
+    duet::test::client_connection conn{server.port()};
+    for (const auto& c : cases) {
+        auto r = conn.get(c.target);
+        ASSERT_EQ(r.status, 400U) << c.target << ": " << r.error << r.body;
+        EXPECT_EQ(r.header("content-type"), "application/json") << c.target;
+        auto e = r.json()["error"];
+        EXPECT_EQ(e["code"], c.code) << c.target << ": " << r.body;
+        EXPECT_EQ(e["param"], c.param) << c.target << ": " << r.body;
+        if (c.limit) {
+            EXPECT_EQ(e["limit"], *c.limit) << c.target << ": " << r.body;
+        } else {
+            EXPECT_FALSE(e.contains("limit")) << c.target << ": " << r.body;
+        }
+        EXPECT_NE(e["message"].get<std::string>().find(c.says), std::string::npos)
+            << c.target << ": " << r.body;
+        EXPECT_TRUE(r.keep_alive) << c.target;
+    }
+    // Refused before anything began: no upstream call, no connection, no blocking job.
+    auto stats = http_get(server.port(), "/stats").json();
+    for (const auto& [outcome, count] : stats["upstream"]["calls"].items()) {
+        EXPECT_EQ(count, 0) << outcome;
+    }
+    EXPECT_EQ(stats["upstream"]["connections"]["opened"], 0);
+    EXPECT_EQ(stats["blocking"]["completed"], 0);
+    EXPECT_EQ(stats["blocking"]["rejected"], 0);
+    EXPECT_EQ(stats["requests"]["endpoints"]["/io/call"]["status"]["400"], 11);
+    EXPECT_EQ(stats["requests"]["endpoints"]["/io/file"]["status"]["400"], 7);
+    // The bounds themselves are accepted.
+    EXPECT_EQ(http_get(server.port(), "/io/file?kb=2048").status, 200U);
+    EXPECT_EQ(http_get(server.port(), "/io/call?n=100&ms=0").status, 200U);
 }
 
 // How many responses a reply holds: each begins with a status line.

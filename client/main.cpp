@@ -254,7 +254,7 @@ int main(int argc, char** argv)
 
     auto* experiment = app.add_subcommand(
         "experiment", "prove a claim about concurrency or parallelism with measured numbers: concurrency, "
-                      "parallelism, split, blocking, single-core, or all");
+                      "threads, parallelism, split, blocking, single-core, or all");
     std::string experiment_name;
     std::string experiment_url;
     std::string experiment_json;

@@ -29,6 +29,9 @@ struct server_facts
 {
     unsigned usable_cpus = 0;
     unsigned workers = 0;
+    std::int64_t blocking_threads = 0;     ///< mode=threads' pool (io.blocking_threads); 0: it has none
+    std::int64_t blocking_queue_limit = 0; ///< waits that may queue for one of them (io.blocking_queue_limit)
+    std::int64_t free_descriptors = -1;    ///< its descriptor limit less those open; -1: not said
     std::string version;
     std::map<std::string, std::int64_t> max; ///< "path param" -> the largest value it accepts
     nlohmann::ordered_json environment;
@@ -74,6 +77,14 @@ server_facts read_facts(const url& server)
     f.usable_cpus = stats["cpus"].value("usable", 0U);
     f.workers = stats["pool"].value("workers", 0U);
     f.version = stats.value("version", "");
+    if (stats.contains("blocking") && stats["blocking"].is_object()) {
+        f.blocking_threads = stats["blocking"].value("threads", std::int64_t{0});
+        f.blocking_queue_limit = stats["blocking"].value("queue_limit", std::int64_t{0});
+    }
+    if (stats.contains("fds") && stats["fds"].is_object() && stats["fds"].contains("max")) {
+        f.free_descriptors =
+            stats["fds"].value("max", std::int64_t{0}) - stats["fds"].value("open", std::int64_t{0});
+    }
     for (const auto& ep : index["endpoints"]) {
         for (const auto& p : ep.value("params", nlohmann::json::array())) {
             if (p.contains("max") && p["max"].is_number_integer()) {
@@ -135,6 +146,12 @@ public:
     std::optional<std::chrono::nanoseconds> cpu_time() const
     {
         return local_ ? std::optional{local_->cpu_time()} : std::nullopt;
+    }
+
+    /// Its threads' context switches so far, when it runs here; none for a server elsewhere.
+    std::optional<std::int64_t> context_switches() const
+    {
+        return local_ ? std::optional{local_->context_switches()} : std::nullopt;
     }
 
 private:
@@ -304,6 +321,208 @@ experiment_result concurrency(const experiment_options& o)
         res.outcome == experiment_result::verdict::held
             ? "."
             : fmt::format("; more than {:.1f} s, so the claim did not hold here", t + 0.4));
+    return res;
+}
+
+// Waits per blocking thread that the threads experiment needs: with fewer, most waits find a free thread and
+// the two models take about the same time, which shows nothing.
+constexpr std::int64_t min_waits_per_thread = 4;
+
+// Descriptors a server keeps for itself (its listener, data file, upstream) beyond one per connection.
+constexpr std::int64_t spare_descriptors = 16;
+
+// As many of `want` waits as the server takes at once: those beyond its blocking threads queue for one, up to
+// the queue's bound, and each holds a connection, so one of its descriptors.
+std::int64_t concurrent_waits(const server_facts& f, std::int64_t want)
+{
+    auto k = std::min(want, f.blocking_threads + f.blocking_queue_limit);
+    if (f.free_descriptors >= 0) {
+        k = std::min(k, f.free_descriptors - spare_descriptors);
+    }
+    return std::max<std::int64_t>(k, 0);
+}
+
+// Why this server cannot show the threads experiment, and what would let it; "" when it can.
+std::string threads_unshowable(const server_facts& f, const std::string& name, std::int64_t want,
+                               std::int64_t t_ms, std::int64_t k)
+{
+    if (f.blocking_threads <= 0) {
+        return fmt::format("{} has no blocking threads (its /stats has no blocking pool): this needs a "
+                           "duet-server with mode=threads",
+                           name);
+    }
+    if (t_ms < 10) {
+        return fmt::format(
+            "{} allows waits of {} ms at most (limits.max_sleep_ms): too short to tell the two "
+            "models apart from the time connecting takes",
+            name, t_ms);
+    }
+    const auto n = f.blocking_threads;
+    if (k >= min_waits_per_thread * n) {
+        return "";
+    }
+    // What would let the waits queue: fewer threads, a longer queue, more descriptors.
+    const auto most_threads = want / min_waits_per_thread;
+    const auto fit = std::min(n, most_threads);
+    std::string changes;
+    const auto change = [&](const std::string& c) { changes += (changes.empty() ? "" : " and ") + c; };
+    if (n > most_threads) {
+        change(fmt::format("io.blocking_threads={} or fewer", most_threads));
+    }
+    if (fit + f.blocking_queue_limit < min_waits_per_thread * fit) {
+        change(fmt::format("io.blocking_queue_limit={} or more", (min_waits_per_thread - 1) * fit));
+    }
+    if (f.free_descriptors >= 0 && f.free_descriptors - spare_descriptors < min_waits_per_thread * fit) {
+        change("a higher descriptor limit (ulimit -n)");
+    }
+    // What bound the waits: this experiment's count, the threads and their queue, or the descriptors.
+    const auto bound = k == want ? std::string{"all this experiment makes"}
+                       : k == n + f.blocking_queue_limit
+                           ? fmt::format("{} on the threads and {} in their queue", n, f.blocking_queue_limit)
+                           : fmt::format("it has {} descriptors free", f.free_descriptors);
+    return fmt::format("{} has {} blocking threads and would run {} waits at once ({}): fewer than {} a "
+                       "thread, too few to queue. Start it with {}, or run this without a URL",
+                       name, thousands(static_cast<std::uint64_t>(n)),
+                       thousands(static_cast<std::uint64_t>(k)), bound, min_waits_per_thread, changes);
+}
+
+// K waits at once (one request and one connection each) in one model, and what the server spent on them.
+struct waits_run
+{
+    double seconds = 0;
+    double longest_queue_ms = 0; ///< the longest a wait queued for a free blocking thread
+    double cpu_ms = 0;           ///< the server process's, or its handlers' for a server elsewhere
+    std::optional<std::int64_t> switches{};
+};
+
+waits_run run_waits(const target_server& server, std::int64_t k, std::int64_t t_ms, std::string_view mode)
+{
+    const auto cpu_before = server.cpu_time();
+    const auto switches_before = server.context_switches();
+    const auto query = fmt::format("/io/sleep?ms={}&mode={}", t_ms, mode);
+    auto r = measure_reported(server.at(query), {.connections = static_cast<unsigned>(k),
+                                                 .requests = static_cast<std::uint64_t>(k)});
+    const auto cpu_after = server.cpu_time();
+    const auto switches_after = server.context_switches();
+    // A server that took the parameter but waited elsewhere would make the comparison meaningless.
+    const std::string model = mode == "threads" ? "blocking-thread" : "event-loop";
+    const auto m = r.counts.server.models.find(model);
+    if (m == r.counts.server.models.end() || m->second < r.counts.requests) {
+        throw experiment_error{fmt::format("{}: its reports do not say model {} for every wait; no result is "
+                                           "claimed",
+                                           server.at(query).to_string(), model)};
+    }
+    return {.seconds = seconds(r.elapsed),
+            .longest_queue_ms = ms_of_ns(r.counts.server.queue.max()),
+            .cpu_ms = cpu_before ? seconds(*cpu_after - *cpu_before) * 1000 : r.counts.server.cpu_us / 1000,
+            .switches = switches_before ? std::optional{*switches_after - *switches_before} : std::nullopt};
+}
+
+experiment_result threads(const experiment_options& o)
+{
+    experiment_result res{.name = "threads",
+                          .claim =
+                              "a thread per wait caps concurrency: K waits of T take about T on the event "
+                              "loop, and K / N rounds of T on N blocking threads",
+                          .varied = "where the waits run",
+                          .figure = "seconds",
+                          .unit = "s",
+                          .ideal = "predicted (s)"};
+    // The thread counts of the servers duet-load starts, one server each; a given server has its own.
+    const std::vector<std::int64_t> counts =
+        o.quick ? std::vector<std::int64_t>{50} : std::vector<std::int64_t>{50, 100};
+    const std::int64_t want = o.quick ? 500 : 1000;
+    const bool local = !o.target;
+    std::int64_t k = 0;
+    std::int64_t t_ms = 0;
+    waits_run loop;
+    struct on_threads
+    {
+        std::int64_t threads;
+        double predicted;
+        waits_run run;
+    };
+    std::vector<on_threads> measured;
+    for (std::size_t i = 0; i < (local ? counts.size() : 1); ++i) {
+        target_server server{
+            o, local ? std::vector<std::string>{"--set", fmt::format("io.blocking_threads={}", counts[i])}
+                     : std::vector<std::string>{}};
+        const auto& f = server.facts();
+        const std::string name = server.at("/").authority();
+        if (i == 0) {
+            res.environment = f.environment;
+            res.environment["blocking_threads"] = nlohmann::ordered_json::array(); // per server, below
+            res.environment["blocking_queue_limit"] = f.blocking_queue_limit;
+            t_ms = f.bounded("/io/sleep ms", wait_ms);
+            k = concurrent_waits(f, want);
+            if (auto why = threads_unshowable(f, name, want, t_ms, k); !why.empty()) {
+                res.outcome = experiment_result::verdict::not_applicable;
+                res.conclusion = std::move(why);
+                return res;
+            }
+            loop = run_waits(server, k, t_ms, "loop");
+            say(o, fmt::format("threads: {} waits of {} ms on the event loop: {:.3f} s",
+                               thousands(static_cast<std::uint64_t>(k)), t_ms, loop.seconds));
+        }
+        res.environment["blocking_threads"].push_back(f.blocking_threads);
+        // Whole rounds: each thread takes its share of the waits one after another, ceil(K / N) of them.
+        const auto rounds = (k + f.blocking_threads - 1) / f.blocking_threads;
+        const double predicted = static_cast<double>(rounds * t_ms) / 1000;
+        measured.push_back({.threads = f.blocking_threads,
+                            .predicted = predicted,
+                            .run = run_waits(server, k, t_ms, "threads")});
+        say(o, fmt::format("threads: {} waits of {} ms on {} blocking threads: {:.3f} s (predicted {:g} s)",
+                           thousands(static_cast<std::uint64_t>(k)), t_ms, f.blocking_threads,
+                           measured.back().run.seconds, predicted));
+    }
+    const double t = static_cast<double>(t_ms) / 1000;
+    const std::string cpu_name = local ? "server CPU (ms)" : "handlers' CPU (ms)";
+    const auto point = [&](double x, std::string label, double predicted, const waits_run& w) {
+        experiment_point p{.x = x,
+                           .label = std::move(label),
+                           .values = {{"seconds", w.seconds},
+                                      {"predicted (s)", predicted},
+                                      {"longest queue (ms)", w.longest_queue_ms},
+                                      {cpu_name, w.cpu_ms}}};
+        if (w.switches) {
+            p.values.emplace_back("context switches", static_cast<double>(*w.switches));
+        }
+        return p;
+    };
+    res.points.push_back(point(0, "event loop", t, loop));
+    bool within = loop.seconds < t + 0.4;
+    for (const auto& m : measured) {
+        res.points.push_back(
+            point(static_cast<double>(m.threads), fmt::format("{} threads", m.threads), m.predicted, m.run));
+        // As long as predicted, give or take: no faster than whole rounds allow, and slower only by a
+        // quarter plus the time the loop is allowed for connecting.
+        within = within && m.run.seconds >= 0.9 * m.predicted && m.run.seconds <= 1.25 * m.predicted + 0.4;
+    }
+    res.outcome = within ? experiment_result::verdict::held : experiment_result::verdict::failed;
+    std::string on_threads;
+    for (std::size_t i = 0; i < measured.size(); ++i) {
+        on_threads +=
+            fmt::format("{}{:.3f} s on {}{} (predicted {:g} s)", i == 0 ? "" : ", ", measured[i].run.seconds,
+                        measured[i].threads, i == 0 ? " blocking threads" : "", measured[i].predicted);
+    }
+    const auto& slow = measured.front();
+    std::string cost = fmt::format("{} {:.1f} ms of CPU on the loop against {:.1f} ms on {} threads",
+                                   local ? "the server used" : "its handlers used", loop.cpu_ms,
+                                   slow.run.cpu_ms, slow.threads);
+    if (loop.switches && slow.run.switches) {
+        cost +=
+            fmt::format(", and switched context {} times against {}",
+                        thousands(static_cast<std::uint64_t>(std::max<std::int64_t>(0, *loop.switches))),
+                        thousands(static_cast<std::uint64_t>(std::max<std::int64_t>(0, *slow.run.switches))));
+    }
+    res.conclusion = fmt::format(
+        "{} waits of {} ms took {:.3f} s on the event loop and {}: {:.0f}x slower on {} threads; {}{}",
+        thousands(static_cast<std::uint64_t>(k)), t_ms, loop.seconds, on_threads,
+        loop.seconds > 0 ? slow.run.seconds / loop.seconds : 0, slow.threads, cost,
+        within ? "."
+               : fmt::format("; the claim needs the loop under {:.1f} s and each threads time within 0.9x to "
+                             "1.25x (+0.4 s) its prediction",
+                             t + 0.4));
     return res;
 }
 
@@ -663,8 +882,8 @@ std::string experiment_result::table() const
 
 const std::vector<std::string>& experiment_names()
 {
-    static const std::vector<std::string> names{"concurrency", "parallelism", "split", "blocking",
-                                                "single-core"};
+    static const std::vector<std::string> names{"concurrency", "threads",  "parallelism",
+                                                "split",       "blocking", "single-core"};
     return names;
 }
 
@@ -672,6 +891,9 @@ experiment_result run_experiment(std::string_view name, const experiment_options
 {
     if (name == "concurrency") {
         return concurrency(options);
+    }
+    if (name == "threads") {
+        return threads(options);
     }
     if (name == "parallelism") {
         return parallelism(options);

@@ -133,6 +133,23 @@ std::string chart_svg(const experiment_result& r)
                             sx(i, 0) - bar / 2, sy(v), bar, top + plot_h - sy(v));
             svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle" fill="#1d232b">{}</text>)",
                                sx(i, 0), sy(v) - 5, number(v));
+            // Each choice's own ideal (a prediction), dashed across its bar.
+            if (!r.ideal.empty()) {
+                const double ideal = r.points[i].at(r.ideal);
+                svg +=
+                    fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="#79b887" )"
+                                R"(stroke-width="2" stroke-dasharray="6 4"/>)",
+                                sx(i, 0) - bar / 2 - 8, sx(i, 0) + bar / 2 + 8, sy(ideal), sy(ideal));
+            }
+        }
+        if (!r.ideal.empty()) {
+            svg += fmt::format(
+                R"(<rect x="{0}" y="{1}" width="20" height="10" fill="#3b6fd1"/>)"
+                R"(<text x="{2}" y="{3}" fill="#1d232b">measured</text>)"
+                R"(<line x1="{4}" x2="{5}" y1="{6}" y2="{6}" stroke="#79b887" stroke-width="2" stroke-dasharray="6 4"/>)"
+                R"(<text x="{7}" y="{3}" fill="#1d232b">{8}</text>)",
+                left + 10, top + 1, left + 36, top + 10, left + 110, left + 130, top + 6, left + 136,
+                escaped(r.ideal));
         }
         return svg + "</svg>";
     }

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
@@ -190,6 +192,28 @@ std::chrono::nanoseconds local_server::cpu_time() const
         }
     }
     return std::chrono::nanoseconds{ns};
+}
+
+std::int64_t local_server::context_switches() const
+{
+    // /proc/PID/task/TID/status counts each thread's switches: voluntary_ctxt_switches (it blocked: a wait,
+    // a read) and nonvoluntary_ctxt_switches (the kernel preempted it). As in cpu_time, exited threads are
+    // gone.
+    std::int64_t n = 0;
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+        std::ifstream in{task.path() / "status"};
+        std::string line;
+        while (std::getline(in, line)) {
+            for (std::string_view key : {"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"}) {
+                if (line.rfind(key, 0) == 0) {
+                    n += std::strtoll(line.c_str() + key.size(), nullptr, 10);
+                }
+            }
+        }
+    }
+    return n;
 }
 
 std::optional<std::string> server_beside(const std::string& argv0)

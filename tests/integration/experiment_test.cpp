@@ -92,7 +92,7 @@ TEST(Experiment, AllQuickAgainstARunningServerProvesEachClaimItCan)
     auto f = run_experiment({"all", "--quick", "http://127.0.0.1:" + std::to_string(*port), "--svg-dir",
                              pictures.string(), "--report", (pictures / "report.html").string()});
     // A chart per experiment, and the page that holds them all, self-contained.
-    for (const char* name : {"concurrency", "parallelism", "split", "blocking", "single-core"}) {
+    for (const char* name : {"concurrency", "threads", "parallelism", "split", "blocking", "single-core"}) {
         std::ifstream svg{pictures / (std::string{name} + ".svg")};
         std::string text{std::istreambuf_iterator<char>{svg}, {}};
         EXPECT_EQ(text.rfind("<svg", 0), 0U) << name;
@@ -106,7 +106,7 @@ TEST(Experiment, AllQuickAgainstARunningServerProvesEachClaimItCan)
               true);
     std::filesystem::remove_all(pictures);
     ASSERT_TRUE(f.code == 0 || (!timed && f.code == 1)) << f.output; // 1: a claim did not hold
-    ASSERT_EQ(f.doc["experiments"].size(), 5U) << f.output;
+    ASSERT_EQ(f.doc["experiments"].size(), 6U) << f.output;
     for (const auto& e : f.doc["experiments"]) {
         EXPECT_FALSE(e["points"].empty() && e["verdict"] != "not_applicable") << e.dump();
         EXPECT_FALSE(e["conclusion"].get<std::string>().empty()) << e.dump();
@@ -119,6 +119,16 @@ TEST(Experiment, AllQuickAgainstARunningServerProvesEachClaimItCan)
     EXPECT_EQ(conc["verdict"], "held") << f.output;
     EXPECT_LT(value_at(conc, "1,000", "seconds"), 0.5) << f.output;
     EXPECT_GT(value_at(conc, "1,000", "seconds"), 0.099) << "a wait cannot end before it began";
+
+    // The same waits on the server's 64 blocking threads queue for them: 500 take 8 rounds, not one.
+    const auto& threads = experiment(f, "threads");
+    EXPECT_EQ(threads["verdict"], "held") << f.output;
+    ASSERT_EQ(threads["points"].size(), 2U) << f.output;
+    const double on_loop = value_at(threads, "event loop", "seconds");
+    const double on_threads = value_at(threads, "64 threads", "seconds");
+    EXPECT_LT(on_loop, 0.5) << f.output;
+    EXPECT_GE(on_threads, 3 * on_loop) << f.output;
+    EXPECT_GE(on_threads, 0.9 * value_at(threads, "64 threads", "predicted (s)")) << f.output;
 
     const auto& split = experiment(f, "split");
     const auto cpus = split["environment"].value("usable_cpus", 0);
@@ -148,6 +158,42 @@ TEST(Experiment, WithoutAUrlItStartsTheServersItNeeds)
     EXPECT_LT(value_at(e, "1,000 waits, against one after another", "seconds"), 0.5) << f.output;
     EXPECT_LT(value_at(e, "a job in 2 parts, against 1", "speedup (x)"), 1.2) << f.output;
     EXPECT_EQ(e["verdict"], "held") << f.output;
+}
+
+TEST(Experiment, ThreadsStartsAServerWithTheBlockingThreadsItNeeds)
+{
+    // --quick: one server, with 50 blocking threads; 500 waits of 100 ms take 10 rounds on them.
+    auto f = run_experiment({"threads", "--quick"});
+    ASSERT_TRUE(f.code == 0 || (!timed && f.code == 1)) << f.output;
+    const auto& e = experiment(f, "threads");
+    EXPECT_EQ(e["environment"]["blocking_threads"], nlohmann::json::array({50})) << f.output;
+    ASSERT_EQ(e["points"].size(), 2U) << f.output;
+    // The server's own CPU and context switches, read from /proc since duet-load started it.
+    EXPECT_GT(value_at(e, "50 threads", "server CPU (ms)"), 0) << f.output;
+    EXPECT_GT(value_at(e, "50 threads", "context switches"), 0) << f.output;
+    EXPECT_GT(value_at(e, "50 threads", "longest queue (ms)"), 500) << f.output;
+    if (!timed) {
+        return;
+    }
+    EXPECT_EQ(e["verdict"], "held") << f.output;
+    EXPECT_GE(value_at(e, "50 threads", "seconds"), 3 * value_at(e, "event loop", "seconds")) << f.output;
+}
+
+TEST(Experiment, ThreadsSaysWhatAGivenServerCannotShow)
+{
+    // 300 blocking threads for 1,000 waits: hardly any would queue, so the two models would barely differ,
+    // and the experiment says what would show it instead of running.
+    server_process server{server_binary, {"--port", "0", "--set", "io.blocking_threads=300"}};
+    auto port = server.wait_listening();
+    ASSERT_TRUE(port) << server.output();
+    auto f = run_experiment({"threads", "http://127.0.0.1:" + std::to_string(*port)});
+    EXPECT_EQ(f.code, 0) << f.output;
+    const auto& e = experiment(f, "threads");
+    EXPECT_EQ(e["verdict"], "not_applicable") << f.output;
+    EXPECT_TRUE(e["points"].empty()) << f.output;
+    EXPECT_NE(f.output.find("io.blocking_threads=250 or fewer"), std::string::npos) << f.output;
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(), 0);
 }
 
 TEST(Experiment, WhatCannotBeMeasuredIsAnErrorAndClaimsNothing)

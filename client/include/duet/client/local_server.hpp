@@ -4,6 +4,7 @@
 #include <duet/client/options.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,6 +47,9 @@ public:
 
     /// The CPU time its threads have used so far, to the nanosecond (the scheduler's own accounting).
     std::chrono::nanoseconds cpu_time() const;
+
+    /// How often its threads have been switched out so far, voluntarily (they blocked) or not (preempted).
+    std::int64_t context_switches() const;
 
 private:
     void wait_listening(const settings& s);

@@ -142,8 +142,8 @@ class ring_file final : public uring_file
 public:
     ring_file(boost::asio::io_context& ioc, int fd) : file_{ioc.get_executor()}
     {
-        // The file closes its own descriptor: it gets a duplicate. Assigning it is what makes the
-        // io_context's io_uring service (and its ring), and what throws where the kernel refuses one.
+        // Constructing file_ made the io_context's io_uring service and its ring (it throws where the kernel
+        // refuses one). The file closes its own descriptor: it gets a duplicate.
         int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (own < 0) {
             throw boost::system::system_error{errno, boost::system::system_category(), "dup"};

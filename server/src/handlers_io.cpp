@@ -15,6 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
 
@@ -331,13 +332,16 @@ task<handler_result> io_call(server_state& st, handler_args args)
         cpu.pause();
         auto outs = co_await on_blocking_threads(st, args.trace_seq, std::move(jobs));
         cpu.resume();
+        for (auto& o : outs) {
+            if (o.status == job_status::done) {
+                calls.push_back(std::move(o.value.value));
+            }
+        }
         if (any_rejected(outs)) {
+            summarize(st, args.trace_seq, false, calls); // the calls that did run are counted all the same
             co_return blocking_saturated(st);
         }
         work = blocking_report(outs, steady_clock::now() - start);
-        for (auto& o : outs) {
-            calls.push_back(std::move(o.value.value));
-        }
     } else {
         // n coroutines on this thread, each a call on a pooled connection; the request resumes once, when the
         // last one ends.
@@ -399,7 +403,16 @@ task<handler_result> io_file(server_state& st, handler_args args)
         work.service = steady_clock::now() - start;
         work.cpu = cpu.total();
         work.core_end = current_core();
-    } else {
+        if (got.error && got.error != net::error::operation_aborted) {
+            // A sandbox may allow the ring but not its reads: from now on the loop mode reads on the
+            // blocking threads, as where the ring could not be made at all (/stats says so too).
+            spdlog::warn(
+                "/io/file: an io_uring read failed ({}); reading on the blocking threads from now on",
+                got.error.message());
+            st.file_ring = nullptr;
+        }
+    }
+    if (st.file_ring == nullptr || threads_mode(p)) {
         if (st.blocking == nullptr) {
             co_return no_blocking_threads();
         }

@@ -141,8 +141,8 @@ struct server::impl
 
     ~impl() { stop_pools(); }
 
-    // Workers finish their job and exit; a blocking thread's sleep ends at once, and its call within
-    // upstream.timeout_ms.
+    // Workers finish their job and exit; a blocking thread's sleep ends at once, and its call within its
+    // connect's and its exchange's deadlines (upstream.timeout_ms each).
     void stop_pools()
     {
         blocking_stop.request_stop();

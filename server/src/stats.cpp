@@ -221,7 +221,7 @@ void server_stats::record_call(call_error e, std::chrono::nanoseconds duration,
                                steady_clock::time_point now) noexcept
 {
     ++upstream_calls[static_cast<std::size_t>(e)];
-    if (e != call_error::saturated) { // refused before it began
+    if (e != call_error::saturated && e != call_error::cancelled) { // refused before it began, or cut short
         upstream_latency.record(duration, now);
     }
 }

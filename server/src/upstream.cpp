@@ -8,6 +8,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -26,6 +27,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <tuple>
 #include <utility>
 
 namespace duet::server {
@@ -245,7 +247,12 @@ struct upstream_pool::waiter
     ~waiter()
     {
         if (queued) {
-            std::erase(pool.waiters_, this);
+            // Waits end in the order they began (one deadline each, set in order): nearly always the front.
+            if (pool.waiters_.front() == this) {
+                pool.waiters_.pop_front();
+            } else {
+                std::erase(pool.waiters_, this);
+            }
         }
         if (conn) {
             pool.give_back(std::move(conn));
@@ -282,6 +289,7 @@ public:
 
     explicit operator bool() const noexcept { return conn_ != nullptr; }
     connection* operator->() const noexcept { return conn_.get(); }
+    connection& operator*() const noexcept { return *conn_; }
 
     void keep()
     {
@@ -355,41 +363,64 @@ void upstream_pool::closed_one()
     }
 }
 
-task<upstream_pool::lease> upstream_pool::connect_new(call_outcome& out)
+task<upstream_pool::lease> upstream_pool::connect_new(call_outcome& out, lease place)
 {
-    // The lease holds the place in open_ that the caller took: a failed connect gives it back.
-    lease l{this, std::make_unique<connection>(ex_, max_response_bytes_)};
-    const auto& address = target_.addresses[next_address_++ % target_.addresses.size()];
-    l->stream.expires_after(timeout_);
-    auto [ec] = co_await l->stream.async_connect(address, net::as_tuple(use_task));
+    // `place` holds the place in open_ that the caller took, as a parameter: a coroutine's parameters are
+    // destroyed even when its body never runs, so a failed or abandoned connect always gives the place back.
+    // A refused address is followed by the host's next one (an upstream on IPv4 only, named localhost, which
+    // resolves to ::1 first); a deadline is not, since the next address would only wait as long again.
+    boost::system::error_code ec;
+    for (std::size_t tried = 0; tried < target_.addresses.size(); ++tried) {
+        const auto& address = target_.addresses[next_address_++ % target_.addresses.size()];
+        boost::system::error_code ignored; // closing a socket that never opened is fine
+        place->stream.socket().close(ignored);
+        place->stream.expires_after(timeout_);
+        std::tie(ec) = co_await place->stream.async_connect(address, net::as_tuple(use_task));
+        if (!ec || classify(ec) != call_error::unreachable) {
+            break;
+        }
+    }
     if (ec) {
         out.error = classify(ec);
         out.detail = ec.message();
         co_return lease{};
     }
     boost::system::error_code ignored; // a request is written whole; Nagle could only delay it
-    l->stream.socket().set_option(tcp::no_delay{true}, ignored);
+    place->stream.socket().set_option(tcp::no_delay{true}, ignored);
     ++opened_total_;
     out.opened = true;
-    co_return l;
+    co_return place;
 }
 
-task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out)
+// Whether a kept-alive connection is still open: the upstream may have closed it while it sat idle (its own
+// idle timeout, a restart). One recv that does not wait: a FIN reads as 0, bytes nobody asked for as data.
+bool upstream_pool::still_open(connection& c)
+{
+    char byte = 0;
+    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && errno == EAGAIN; // nothing to read, and no FIN: open (EWOULDBLOCK is EAGAIN here)
+}
+
+task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out, bool fresh)
 {
     if (shut_down_) {
         out.error = call_error::cancelled;
         co_return lease{};
     }
-    if (!idle_.empty()) {
-        auto c = std::move(idle_.back()); // the most recently used: the others may time out and close
+    while (!fresh && !idle_.empty()) {
+        lease c{this, std::move(idle_.back())}; // the most recently used: the others may time out and close
         idle_.pop_back();
-        ++reused_total_;
-        out.reused = true;
-        co_return lease{this, std::move(c)};
+        if (still_open(*c)) {
+            ++reused_total_;
+            out.reused = true;
+            co_return c;
+        }
+        // c closes it, and gives its place back
     }
     if (open_ < max_connections_) {
         ++open_;
-        co_return co_await connect_new(out);
+        co_return co_await connect_new(out,
+                                       lease{this, std::make_unique<connection>(ex_, max_response_bytes_)});
     }
     if (waiters_.size() >= queue_limit_) {
         out.error = call_error::saturated;
@@ -398,14 +429,20 @@ task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out)
     waiter w{*this, steady_clock::now() + timeout_};
     waiters_.push_back(&w);
     auto [ec] = co_await w.timer.async_wait(net::as_tuple(use_task));
+    if ((co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none) {
+        // The client left. Whatever was handed over meanwhile goes on to the next in line (w's destructor).
+        out.error = call_error::cancelled;
+        co_return lease{};
+    }
     if (w.conn) {
         ++reused_total_;
         out.reused = true;
         co_return lease{this, std::move(w.conn)};
     }
     if (w.may_open) {
-        w.may_open = false; // the place is connect_new's now
-        co_return co_await connect_new(out);
+        w.may_open = false; // the place is the lease's now
+        co_return co_await connect_new(out,
+                                       lease{this, std::make_unique<connection>(ex_, max_response_bytes_)});
     }
     out.error = ec == net::error::operation_aborted ? call_error::cancelled : call_error::timeout;
     if (out.error == call_error::timeout) {
@@ -416,13 +453,17 @@ task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out)
 
 task<call_outcome> upstream_pool::call(std::int64_t ms, std::string_view id)
 {
+    // A cancelled call (its client left) ends through its operations' errors, never by an exception thrown at
+    // its next co_await: a place in the pool or a connection handed over must reach the code that gives it
+    // back.
+    co_await net::this_coro::throw_if_cancelled(false);
     call_outcome out;
     cpu_meter cpu; // paused across every wait: the CPU the call itself costs the I/O thread
     const auto start = out.began = steady_clock::now();
     const auto req = call_request(target_, ms, id);
     for (int attempt = 0; attempt < 2; ++attempt) {
         cpu.pause();
-        auto c = co_await acquire(out);
+        auto c = co_await acquire(out, /*fresh=*/attempt > 0);
         cpu.resume();
         if (!c) {
             break;
@@ -579,25 +620,21 @@ struct kept_connection
 thread_local kept_connection kept;
 std::atomic<std::size_t> next_blocking_address{0};
 
-boost::system::error_code connect_blocking(const upstream_target& t, std::chrono::milliseconds timeout)
+// One address: a new socket, its timeouts, and a connect that sleeps until the upstream answers or refuses.
+boost::system::error_code connect_one(const tcp::endpoint& address, std::chrono::milliseconds timeout)
 {
-    const auto& address =
-        t.addresses[next_blocking_address.fetch_add(1, std::memory_order_relaxed) % t.addresses.size()];
     int fd = ::socket(address.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return {errno, boost::system::system_category()};
     }
     timeval tv{.tv_sec = static_cast<time_t>(timeout.count() / 1000),
                .tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    // Linux applies SO_SNDTIMEO to connect too: past it, connect gives up with EINPROGRESS.
+    // Linux applies SO_SNDTIMEO to connect too: past it, connect gives up with EINPROGRESS. (The thread
+    // blocks the process's signals, so no EINTR interrupts it.)
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    while (::connect(fd, address.data(), static_cast<socklen_t>(address.size())) != 0) {
-        if (errno == EINTR) {
-            continue;
-        }
+    if (::connect(fd, address.data(), static_cast<socklen_t>(address.size())) != 0) {
         auto ec = errno == EINPROGRESS || errno == EAGAIN
                       ? boost::system::error_code{beast::error::timeout}
                       : boost::system::error_code{errno, boost::system::system_category()};
@@ -606,6 +643,21 @@ boost::system::error_code connect_blocking(const upstream_target& t, std::chrono
     }
     kept.fd = fd;
     return {};
+}
+
+// The host's addresses in turn, the next one after a refusal, as the loop's connect does.
+boost::system::error_code connect_blocking(const upstream_target& t, std::chrono::milliseconds timeout)
+{
+    boost::system::error_code ec;
+    for (std::size_t tried = 0; tried < t.addresses.size(); ++tried) {
+        const auto& address =
+            t.addresses[next_blocking_address.fetch_add(1, std::memory_order_relaxed) % t.addresses.size()];
+        ec = connect_one(address, timeout);
+        if (!ec || classify(ec) != call_error::unreachable) {
+            break;
+        }
+    }
+    return ec;
 }
 
 } // namespace

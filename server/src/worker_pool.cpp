@@ -4,6 +4,9 @@
 
 #include <duet/cpu_allowance.hpp>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <latch>
 #include <string>
@@ -96,6 +99,14 @@ void worker_pool::stop()
 void worker_pool::worker_main(unsigned index, std::latch& ready, pool_placement where, int cpu,
                               const std::string& name)
 {
+    // Signals for the process (SIGTERM's drain, SIGINT) are the I/O thread's to take: one delivered here
+    // would interrupt a blocking thread's connect or recv (EINTR) for nothing.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGPIPE}) {
+        sigaddset(&signals, sig);
+    }
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     set_current_thread_name(name + std::to_string(index));
     idents_[index] = thread_ident::current();
     // Placement is best effort: a refusal leaves the worker where the kernel puts it, and workers() says so.

@@ -113,7 +113,7 @@ TEST(Process, OneIoThreadAndNamedWorkersFromEnvironmentAndFlags)
         auto port = p.wait_listening();
         ASSERT_TRUE(port) << p.output();
         EXPECT_NE(p.output().find("3 workers"), std::string::npos) << p.output();
-        EXPECT_NE(p.output().find("mode=threads on 2 blocking threads"), std::string::npos) << p.output();
+        EXPECT_TRUE(p.wait_for_output("mode=threads on 2 blocking threads", 5s)) << p.output();
         // Exactly one thread serves HTTP (the main thread, renamed duet-io); the workers and the blocking
         // threads of mode=threads are named for top -H.
         std::set<std::string> expected{"duet-io", "duet-w0", "duet-w1", "duet-w2", "duet-b0", "duet-b1"};

@@ -656,6 +656,59 @@ TEST(RealIo, AClientThatLeavesCancelsItsCallsAndClosesTheirConnections)
     EXPECT_EQ(s["upstream"]["calls"]["ok"], 0);
 }
 
+// A client that leaves while some of its calls wait for a connection: the places handed to the waiting calls
+// as the busy ones are cut short must come back to the pool, not leak (a waiter cancelled as it was given a
+// place once kept it for good, and the pool then answered every later call with a wait and a 504).
+TEST(RealIo, AClientThatLeavesWhileItsCallsWaitLeaksNoPlaceInThePool)
+{
+    auto cfg = duet::test::test_config();
+    cfg.upstream.max_connections = 5;
+    cfg.upstream.timeout_ms = 10000;
+    running_server server{cfg};
+    json s;
+    {
+        duet::test::raw_connection raw{server.port()};
+        raw.send("GET /io/call?n=10&ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        EXPECT_TRUE(eventually([&] {
+            s = stats(server.port());
+            return s["upstream"]["connections"]["open"] == 5 && s["upstream"]["waiting"] == 5;
+        })) << s["upstream"].dump();
+        raw.close();
+    }
+    EXPECT_TRUE(eventually([&] {
+        s = stats(server.port());
+        return s["upstream"]["calls"]["cancelled"] == 10 && s["upstream"]["connections"]["open"] == 0 &&
+               s["upstream"]["waiting"] == 0;
+    })) << s["upstream"].dump();
+    // Every place is back: five calls at once open five connections and end in about their 100 ms.
+    auto r = http_get(server.port(), "/io/call?n=5&ms=100");
+    ASSERT_EQ(r.status, 200U) << r.body;
+    EXPECT_EQ(r.json()["result"]["connections_opened"], 5) << r.body;
+    if (timed) {
+        EXPECT_LT(ms_of(r.elapsed), 1000.0);
+    }
+}
+
+// Idle connections the upstream closed one after another (its idle timeout) are each found closed before use:
+// a request of one call after the quiet spell gets a new connection, never a 502 from a second stale one.
+TEST(RealIo, AfterAQuietSpellEveryCallGetsAnOpenConnection)
+{
+    auto cfg = duet::test::test_config();
+    cfg.server.idle_timeout_ms = 200; // the upstream (this server) closes connections idle for 200 ms
+    running_server server{cfg};
+    auto first = http_get(server.port(), "/io/call?n=10&ms=1");
+    ASSERT_EQ(first.status, 200U) << first.body;
+    EXPECT_EQ(stats(server.port())["upstream"]["connections"]["idle"], 10);
+    std::this_thread::sleep_for(700ms);
+    for (int i = 0; i < 6; ++i) {
+        auto r = http_get(server.port(), "/io/call?n=1&ms=1");
+        ASSERT_EQ(r.status, 200U) << "request " << i << ": " << r.body;
+    }
+    auto s = stats(server.port())["upstream"];
+    EXPECT_EQ(s["calls"]["unreachable"], 0) << s.dump();
+    EXPECT_LE(s["connections"]["open"], 10) << s.dump();
+}
+
 TEST(RealIo, AConnectionTheUpstreamClosedMeanwhileIsMadeAgainOnANewOne)
 {
     auto cfg = duet::test::test_config();

@@ -74,7 +74,7 @@ class upstream_pool : public boost::asio::execution_context::service
 public:
     using key_type = upstream_pool;
 
-    /// The io_context's pool, made on first use.
+    /// The io_context's pool, made once, at start (a second call throws service_already_exists).
     static upstream_pool& of(boost::asio::io_context& ioc, upstream_target target,
                              const duet::upstream_config& cfg)
     {
@@ -86,8 +86,9 @@ public:
     ~upstream_pool() override;
 
     /// GET path?ms=ms on a pooled connection; `id` goes out as X-Request-Id. Never throws for the network's
-    /// sake: every failure is an outcome. A stale kept-alive connection (closed by the upstream meanwhile) is
-    /// retried once on a new one.
+    /// sake: every failure is an outcome. A kept-alive connection the upstream has closed is not reused; one
+    /// that fails before any answer (closed just then) is retried once, on a new connection. The connect, the
+    /// wait for a connection and the exchange each have upstream.timeout_ms.
     task<call_outcome> call(std::int64_t ms, std::string_view id);
 
     const upstream_target& target() const noexcept { return target_; }
@@ -110,8 +111,9 @@ private:
     struct waiter;
     class lease;
 
-    task<lease> acquire(call_outcome& out);
-    task<lease> connect_new(call_outcome& out);
+    task<lease> acquire(call_outcome& out, bool fresh);
+    task<lease> connect_new(call_outcome& out, lease place);
+    static bool still_open(connection& c);
     void give_back(std::unique_ptr<connection> c);
     void closed_one();
     void shutdown() override;

@@ -312,8 +312,8 @@ void for_each_key(Config& c, F&& f)
                1000000},
       c.upstream.queue_limit);
     f(key_info{"upstream.timeout_ms", "ms",
-               "Deadline of each upstream connect, and of each call's write and read (and of its wait for a "
-               "free connection); past it the request gets 504.",
+               "Deadline of each upstream connect, of each call's wait for a free connection, and of its "
+               "exchange (the write and the whole answer); past it the request gets 504.",
                1, 3600000},
       c.upstream.timeout_ms);
     f(key_info{"upstream.max_response_bytes", "bytes",

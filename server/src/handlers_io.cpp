@@ -138,8 +138,10 @@ work_report blocking_report(const std::vector<job_outcome<switched<R>>>& outs, s
     return work;
 }
 
+// Whether a job was refused (the queue was full) or, which only a bug would cause, threw: either way the
+// request's answer is the 503 of a full pool.
 template <typename R>
-bool any_rejected(const std::vector<job_outcome<R>>& outs)
+bool any_not_done(const std::vector<job_outcome<R>>& outs)
 {
     return std::any_of(outs.begin(), outs.end(), [](const auto& o) { return o.status != job_status::done; });
 }
@@ -182,7 +184,7 @@ task<handler_result> sleep_on_thread(server_state& st, handler_args args)
     })};
     auto start = steady_clock::now();
     auto outs = co_await on_blocking_threads(st, args.trace_seq, std::move(jobs));
-    if (any_rejected(outs)) {
+    if (any_not_done(outs)) {
         co_return blocking_saturated(st);
     }
     auto work = blocking_report(outs, steady_clock::now() - start);
@@ -337,7 +339,7 @@ task<handler_result> io_call(server_state& st, handler_args args)
                 calls.push_back(std::move(o.value.value));
             }
         }
-        if (any_rejected(outs)) {
+        if (any_not_done(outs)) {
             summarize(st, args.trace_seq, false, calls); // the calls that did run are counted all the same
             co_return blocking_saturated(st);
         }
@@ -420,7 +422,7 @@ task<handler_result> io_file(server_state& st, handler_args args)
             [fd = st.file->fd(), offset, bytes] { return read_blocking(fd, offset, bytes); })};
         const auto start = steady_clock::now();
         auto outs = co_await on_blocking_threads(st, args.trace_seq, std::move(jobs));
-        if (any_rejected(outs)) {
+        if (any_not_done(outs)) {
             co_return blocking_saturated(st);
         }
         work = blocking_report(outs, steady_clock::now() - start);

@@ -527,11 +527,7 @@ public:
     std::size_t read_some(const Buffers& buffers)
     {
         boost::system::error_code ec;
-        auto n = read_some(buffers, ec);
-        if (ec) {
-            throw boost::system::system_error{ec};
-        }
-        return n;
+        return or_throw(read_some(buffers, ec), ec);
     }
     template <typename Buffers>
     std::size_t write_some(const Buffers& buffers, boost::system::error_code& ec)
@@ -543,14 +539,19 @@ public:
     std::size_t write_some(const Buffers& buffers)
     {
         boost::system::error_code ec;
-        auto n = write_some(buffers, ec);
+        return or_throw(write_some(buffers, ec), ec);
+    }
+
+private:
+    // The throwing forms, which Beast's stream concepts require and which the call itself never uses.
+    static std::size_t or_throw(std::size_t n, const boost::system::error_code& ec)
+    {
         if (ec) {
             throw boost::system::system_error{ec};
         }
         return n;
     }
 
-private:
     template <typename Buffers, typename Op>
     std::size_t transfer(const Buffers& buffers, boost::system::error_code& ec, int timeout_option, Op op)
     {

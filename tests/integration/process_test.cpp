@@ -169,9 +169,9 @@ TEST(Process, NoRequestStartsAThread)
     EXPECT_EQ(before.count("duet-b3"), 1U);
     for (std::string_view target :
          {"/cpu/primes?n=100000&mode=split&parts=8", "/cpu/mandelbrot?size=64&mode=split", "/cpu/fib?n=20",
-          "/cpu/fib?n=20&mode=inline", "/io/fanout?n=100&ms=1", "/io/sleep?ms=1", "/io/sleep?ms=1&mode=threads",
-          "/io/call?n=8&ms=1", "/io/call?n=8&ms=1&mode=threads", "/io/file?kb=256",
-          "/io/file?kb=256&mode=threads", "/trace?ms=1000", "/stats", "/metrics"}) {
+          "/cpu/fib?n=20&mode=inline", "/io/fanout?n=100&ms=1", "/io/sleep?ms=1",
+          "/io/sleep?ms=1&mode=threads", "/io/call?n=8&ms=1", "/io/call?n=8&ms=1&mode=threads",
+          "/io/file?kb=256", "/io/file?kb=256&mode=threads", "/trace?ms=1000", "/stats", "/metrics"}) {
         EXPECT_EQ(duet::test::http_get(*port, target).status, 200U) << target;
     }
     EXPECT_EQ(own_threads(p.pid()), before);

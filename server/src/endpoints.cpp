@@ -260,6 +260,10 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers, 
                    .handler = io_call});
     const auto file_kb = file_bytes > 0 ? static_cast<std::int64_t>(file_bytes / 1024) : lim.max_file_kb;
     const auto kb_max = std::max<std::int64_t>(std::min(lim.max_file_kb, file_kb), 1);
+    // A 400 names the key that bounds kb here: the limit, or the data file's size when that is smaller.
+    const char* kb_key = file_kb >= lim.max_file_kb ? "limits.max_file_kb"
+                         : cfg.io.file_path.empty() ? "io.file_size_mb"
+                                                    : "io.file_path";
     eps.push_back(
         {.path = "/io/file",
          .model = "io_uring or blocking-thread",
@@ -272,7 +276,7 @@ std::vector<endpoint> make_endpoints(const duet::config& cfg, unsigned workers, 
                                .fallback = std::min<std::int64_t>(64, kb_max),
                                .unit = "KiB",
                                .doc = "how much to read (at most limits.max_file_kb and the file's size)",
-                               .limit_key = "limits.max_file_kb"},
+                               .limit_key = kb_key},
                     io_mode_param("loop: io_uring on the I/O thread (the start-up line and /stats say "
                                   "whether this server has it; without it, the blocking threads)")},
          .handler = io_file});

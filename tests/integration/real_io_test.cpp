@@ -941,6 +941,8 @@ TEST(RealIo, FileReadsReturnTheFilesOwnBytesAtTheReportedOffset)
     EXPECT_EQ(too_much.json()["error"]["code"], "out_of_range");
     EXPECT_EQ(too_much.json()["error"]["param"], "kb");
     EXPECT_EQ(too_much.json()["error"]["limit"], 3072);
+    EXPECT_NE(too_much.json()["error"]["message"].get<std::string>().find("io.file_path"), std::string::npos)
+        << "the message names what bounds kb here: " << too_much.body;
     auto b = stats(server.port())["blocking"];
     EXPECT_EQ(b["completed"].get<int>(), 8 + 1 + 1 + (model == "blocking-thread" ? 3 * 8 + 1 + 1 : 0))
         << b.dump();
@@ -981,6 +983,23 @@ TEST(RealIo, TheFileWrittenAtStartBoundsKbByItsSize)
     ASSERT_EQ(too_much.status, 400U) << too_much.body;
     EXPECT_EQ(too_much.json()["error"]["param"], "kb");
     EXPECT_EQ(too_much.json()["error"]["limit"], 1024);
+    EXPECT_NE(too_much.json()["error"]["message"].get<std::string>().find("io.file_size_mb"),
+              std::string::npos)
+        << too_much.body;
+}
+
+TEST(RealIo, KbBeyondTheLimitNamesTheLimit)
+{
+    auto cfg = duet::test::test_config();
+    cfg.io.file_size_mb = 1;
+    cfg.limits.max_file_kb = 512; // below the file's size: the limit bounds kb
+    running_server server{cfg};
+    auto too_much = http_get(server.port(), "/io/file?kb=513");
+    ASSERT_EQ(too_much.status, 400U) << too_much.body;
+    EXPECT_EQ(too_much.json()["error"]["limit"], 512);
+    EXPECT_NE(too_much.json()["error"]["message"].get<std::string>().find("limits.max_file_kb"),
+              std::string::npos)
+        << too_much.body;
 }
 
 } // namespace

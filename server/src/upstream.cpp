@@ -411,7 +411,6 @@ task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out, bool fresh)
         lease c{this, std::move(idle_.back())}; // the most recently used: the others may time out and close
         idle_.pop_back();
         if (still_open(*c)) {
-            ++reused_total_;
             out.reused = true;
             co_return c;
         }
@@ -435,7 +434,6 @@ task<upstream_pool::lease> upstream_pool::acquire(call_outcome& out, bool fresh)
         co_return lease{};
     }
     if (w.conn) {
-        ++reused_total_;
         out.reused = true;
         co_return lease{this, std::move(w.conn)};
     }
@@ -499,6 +497,9 @@ task<call_outcome> upstream_pool::call(std::int64_t ms, std::string_view id)
         }
         break;
     }
+    // Counted once the call is over: a kept connection found closed, and the call made again on a new one,
+    // was not a reuse.
+    reused_total_ += out.reused ? 1 : 0;
     out.duration = steady_clock::now() - start;
     out.cpu = cpu.total();
     co_return out;

@@ -727,9 +727,10 @@ TEST(RealIo, AConnectionTheUpstreamClosedMeanwhileIsMadeAgainOnANewOne)
         EXPECT_EQ(again.json()["result"]["connections_opened"], n) << again.body;
         EXPECT_EQ(again.json()["result"]["connections_reused"], 0) << again.body;
     }
-    auto calls = stats(server.port())["upstream"]["calls"];
-    EXPECT_EQ(calls["ok"], 12) << calls.dump();
-    EXPECT_EQ(calls["unreachable"], 0) << calls.dump();
+    auto up = stats(server.port())["upstream"];
+    EXPECT_EQ(up["calls"]["ok"], 12) << up.dump();
+    EXPECT_EQ(up["calls"]["unreachable"], 0) << up.dump();
+    EXPECT_EQ(up["connections"]["reused"], 0) << "a connection found closed was not reused: " << up.dump();
 }
 
 // ---- The blocking threads ---------------------------------------------------------------------------------

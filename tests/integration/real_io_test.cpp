@@ -285,6 +285,13 @@ struct child_server
         port = p.value_or(0);
     }
 
+    // SIGTERM, and the server drains and exits 0.
+    void stop_cleanly()
+    {
+        proc.signal(SIGTERM);
+        EXPECT_EQ(proc.wait_exit(), 0);
+    }
+
     server_process proc;
     std::uint16_t port = 0;
 };
@@ -295,8 +302,11 @@ struct failure
     std::string code;
 };
 
-// n=4 calls on the event loop, then n=2 on the blocking thread, twice over: each request fails as expected.
-// Returns the replies' times (ms) in the order: loop, threads, loop, threads.
+// The calls fail_calls makes: n=4 on the event loop, then n=2 on the blocking thread, twice over.
+constexpr int fail_calls_made = 2 * (4 + 2);
+
+// fail_calls' requests, each of which fails as expected. Returns the replies' times (ms) in the order: loop,
+// threads, loop, threads.
 std::vector<double> fail_calls(const child_server& s, const failure& f)
 {
     std::vector<double> times;
@@ -488,10 +498,9 @@ TEST(RealIo, RefusedUpstreamIs502UnreachableAtOnceAndLeaksNothing)
     auto r = http_get(s.port, "/io/call?n=1&ms=1");
     EXPECT_NE(r.body.find(url), std::string::npos) << "the message names the upstream: " << r.body;
     auto calls = stats(s.port)["upstream"]["calls"];
-    EXPECT_EQ(calls["unreachable"], 2 * 4 + 2 * 2 + 1) << calls.dump();
+    EXPECT_EQ(calls["unreachable"], fail_calls_made + 1) << calls.dump();
     EXPECT_EQ(settled_fds(s.proc.pid(), [&] { return baseline; }), baseline);
-    s.proc.signal(SIGTERM);
-    EXPECT_EQ(s.proc.wait_exit(), 0);
+    s.stop_cleanly();
 }
 
 TEST(RealIo, SilentUpstreamIs504AtTheDeadlineAndLeaksNothing)
@@ -515,13 +524,12 @@ TEST(RealIo, SilentUpstreamIs504AtTheDeadlineAndLeaksNothing)
     auto r = http_get(s.port, "/io/call?n=1&ms=1");
     EXPECT_EQ(r.json()["error"]["limit"], 300) << r.body;
     auto calls = stats(s.port)["upstream"]["calls"];
-    EXPECT_EQ(calls["timeout"], 2 * 4 + 2 * 2 + 1) << calls.dump();
-    EXPECT_EQ(upstream.requests(), 2 * 4 + 2 * 2 + 1);
+    EXPECT_EQ(calls["timeout"], fail_calls_made + 1) << calls.dump();
+    EXPECT_EQ(upstream.requests(), fail_calls_made + 1);
     // Every connection cut at its deadline was closed: none is left, on either side.
     EXPECT_EQ(settled_fds(s.proc.pid(), [&] { return baseline; }), baseline);
     EXPECT_EQ(upstream.open_connections(), 0);
-    s.proc.signal(SIGTERM);
-    EXPECT_EQ(s.proc.wait_exit(), 0);
+    s.stop_cleanly();
 }
 
 TEST(RealIo, GarbageAndOversizedAnswersAre502BadResponseAndLeakNothing)
@@ -538,13 +546,12 @@ TEST(RealIo, GarbageAndOversizedAnswersAre502BadResponseAndLeakNothing)
         auto r = http_get(s.port, "/io/call?n=1&ms=1");
         EXPECT_EQ(r.json()["error"]["limit"], 65536) << r.body; // upstream.max_response_bytes
         auto calls = stats(s.port)["upstream"]["calls"];
-        EXPECT_EQ(calls["bad_response"], 2 * 4 + 2 * 2 + 1) << calls.dump();
+        EXPECT_EQ(calls["bad_response"], fail_calls_made + 1) << calls.dump();
         // A connection that carried a bad answer is not used again: each call opened its own, and closed it.
-        EXPECT_EQ(upstream.requests(), 2 * 4 + 2 * 2 + 1);
+        EXPECT_EQ(upstream.requests(), fail_calls_made + 1);
         EXPECT_EQ(settled_fds(s.proc.pid(), [&] { return baseline; }), baseline);
         EXPECT_EQ(upstream.open_connections(), 0);
-        s.proc.signal(SIGTERM);
-        EXPECT_EQ(s.proc.wait_exit(), 0);
+        s.stop_cleanly();
     }
 }
 
@@ -562,7 +569,7 @@ TEST(RealIo, Upstream500Is502WithItsStatusAndOnlyKeptConnectionsStayOpen)
         EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("500"), std::string::npos) << r.body;
     }
     auto up = stats(s.port)["upstream"];
-    EXPECT_EQ(up["calls"]["bad_status"], 2 * 4 + 2 * 2 + 3 + 1) << up.dump();
+    EXPECT_EQ(up["calls"]["bad_status"], fail_calls_made + 3 + 1) << up.dump();
     // A well-formed 500 leaves its connection usable: the pool keeps its connections idle, and the one
     // blocking thread keeps one. Those are the only descriptors beyond the baseline.
     const auto pool_open = up["connections"]["open"].get<std::size_t>();
@@ -572,8 +579,7 @@ TEST(RealIo, Upstream500Is502WithItsStatusAndOnlyKeptConnectionsStayOpen)
     EXPECT_GT(up["connections"]["reused"].get<int>(), 0) << up.dump();
     EXPECT_EQ(settled_fds(s.proc.pid(), [&] { return baseline + pool_open + 1; }), baseline + pool_open + 1);
     EXPECT_EQ(upstream.open_connections(), static_cast<int>(pool_open) + 1);
-    s.proc.signal(SIGTERM);
-    EXPECT_EQ(s.proc.wait_exit(), 0);
+    s.stop_cleanly();
 }
 
 TEST(RealIo, AnAnswerThatClosesItsConnectionSucceedsAndTheConnectionIsNotKept)
@@ -598,8 +604,7 @@ TEST(RealIo, AnAnswerThatClosesItsConnectionSucceedsAndTheConnectionIsNotKept)
     EXPECT_EQ(up["connections"]["opened"], 8) << up.dump(); // the pool's own; the blocking thread's are not
     EXPECT_EQ(settled_fds(s.proc.pid(), [&] { return baseline; }), baseline);
     EXPECT_EQ(upstream.open_connections(), 0);
-    s.proc.signal(SIGTERM);
-    EXPECT_EQ(s.proc.wait_exit(), 0);
+    s.stop_cleanly();
 }
 
 TEST(RealIo, TricklingUpstreamIs504AtTheDeadlineOnTheLoopAndOnABlockingThread)
